@@ -1,0 +1,1 @@
+"""The aiohttp application: config, app factory, middleware, REST and websocket handlers."""

@@ -1,0 +1,71 @@
+"""The app factory: middleware, routes, and the resources opened and closed with the app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import aiojobs
+from aiohttp import web
+
+from server.config import Settings
+from server.http import health
+from server.metrics import Metrics
+from server.middleware import error_middleware, metrics_middleware, request_id_middleware
+from server.state import BUS, CACHE, DATABASE, JOBS, KV, METRICS, REDIS, SETTINGS
+from storage import redis as redis_conn
+from storage.bus import MemoryBus, RedisStreamBus
+from storage.cache import Cache
+from storage.db import Database
+from storage.kv import MemoryKeyValue, RedisKeyValue
+
+logger = logging.getLogger(__name__)
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    """Open the database and, when configured, Redis; in-process stand-ins otherwise."""
+    settings = app[SETTINGS]
+    app[DATABASE] = Database(settings.database_url)
+    if settings.redis_url:
+        redis = redis_conn.connect(settings.redis_url)
+        app[REDIS] = redis
+        app[KV] = RedisKeyValue(redis)
+        app[BUS] = RedisStreamBus(redis)
+    else:
+        app[REDIS] = None
+        app[KV] = MemoryKeyValue()
+        app[BUS] = MemoryBus()
+    app[CACHE] = Cache(app[KV])
+    logger.info(
+        "storage: database=%s redis=%s",
+        app[DATABASE].dialect,
+        "configured" if settings.redis_url else "in-process",
+    )
+    yield
+    await app[BUS].close()
+    client = app[REDIS]
+    if client is not None:
+        await client.aclose()
+    await app[DATABASE].close()
+
+
+async def _jobs(app: web.Application) -> AsyncIterator[None]:
+    """Background jobs (mail, webhook side effects) with a limit, awaited on shutdown."""
+    scheduler = aiojobs.Scheduler(limit=100, pending_limit=10_000, close_timeout=10)
+    app[JOBS] = scheduler
+    yield
+    await scheduler.wait_and_close(timeout=10)
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the application for `settings`; resources open on startup, close on cleanup."""
+    app = web.Application(
+        middlewares=[request_id_middleware, metrics_middleware, error_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app.cleanup_ctx.append(_storage)
+    app.cleanup_ctx.append(_jobs)
+    health.setup(app)
+    return app

@@ -1,0 +1,1 @@
+"""Accounts and authentication: passwords, tokens, 2FA, guards."""

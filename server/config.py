@@ -1,0 +1,170 @@
+"""Settings: read once from the environment into one frozen object, passed down."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Env = Literal["development", "production", "test"]
+
+
+class ConfigError(Exception):
+    """The environment does not describe a runnable configuration."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanLimits:
+    """Daily AI prompt allowance and display price of the two plans."""
+
+    basic_daily_ai_prompts: int = 20
+    pro_daily_ai_prompts: int = 1000
+    pro_price: str = "$12/month"
+    past_due_grace_days: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Argon2Params:
+    """argon2id cost; production defaults follow RFC 9106's second recommendation."""
+
+    time_cost: int = 3
+    memory_cost: int = 65536
+    parallelism: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything Roomcast reads from its environment, typed and validated."""
+
+    env: Env = "development"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    var_dir: Path = Path("var")
+    database_url: str = "sqlite+aiosqlite:///var/roomcast.db"
+    redis_url: str | None = None
+    secret_key: str = field(default="", repr=False)
+    allowed_origins: tuple[str, ...] = ()
+    gemini_api_key: str | None = field(default=None, repr=False)
+    gemini_model: str = "gemini-2.5-flash"
+    gemini_base_url: str | None = None
+    stripe_secret_key: str | None = field(default=None, repr=False)
+    stripe_webhook_secret: str | None = field(default=None, repr=False)
+    stripe_price_pro: str | None = None
+    stripe_api_base: str | None = None
+    smtp_url: str | None = field(default=None, repr=False)
+    public_url: str = "http://127.0.0.1:8080"
+    max_body_bytes: int = 1024 * 1024
+    webhook_max_body_bytes: int = 512 * 1024
+    access_token_ttl: int = 15 * 60
+    refresh_token_ttl: int = 30 * 24 * 3600
+    argon2: Argon2Params = Argon2Params()
+    plans: PlanLimits = PlanLimits()
+    log_format: Literal["json", "text"] = "text"
+    log_level: str = "INFO"
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def uses_redis(self) -> bool:
+        return self.redis_url is not None
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _optional(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name, "").strip()
+    return value or None
+
+
+def _env(environ: Mapping[str, str]) -> Env:
+    value = environ.get("ENV", "development").strip().lower()
+    if value not in ("development", "production", "test"):
+        raise ConfigError(f"ENV must be development, production or test, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def _secret_key(environ: Mapping[str, str], env: Env, var_dir: Path) -> str:
+    """The signing key: required in production, generated once and kept in development."""
+    given = _optional(environ, "SECRET_KEY")
+    if given:
+        if env == "production" and len(given) < 32:
+            raise ConfigError("SECRET_KEY must be at least 32 characters in production")
+        return given
+    if env == "production":
+        raise ConfigError("SECRET_KEY is required when ENV=production")
+    path = var_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from `environ` (default: the process environment).
+
+    Raises:
+        ConfigError: a value is malformed, or production lacks a required secret.
+    """
+    environ = os.environ if environ is None else environ
+    env = _env(environ)
+    var_dir = Path(environ.get("VAR_DIR", "var"))
+    host = environ.get("HOST", "127.0.0.1")
+    port = _int(environ, "PORT", 8080)
+    origins = tuple(
+        o.strip().rstrip("/") for o in environ.get("ALLOWED_ORIGINS", "").split(",") if o.strip()
+    )
+    default_argon = Argon2Params()
+    return Settings(
+        env=env,
+        host=host,
+        port=port,
+        var_dir=var_dir,
+        database_url=_optional(environ, "DATABASE_URL")
+        or f"sqlite+aiosqlite:///{var_dir / 'roomcast.db'}",
+        redis_url=_optional(environ, "REDIS_URL"),
+        secret_key=_secret_key(environ, env, var_dir),
+        allowed_origins=origins,
+        gemini_api_key=_optional(environ, "GEMINI_API_KEY"),
+        gemini_model=environ.get("GEMINI_MODEL", "gemini-2.5-flash"),
+        gemini_base_url=_optional(environ, "GEMINI_BASE_URL"),
+        stripe_secret_key=_optional(environ, "STRIPE_SECRET_KEY"),
+        stripe_webhook_secret=_optional(environ, "STRIPE_WEBHOOK_SECRET"),
+        stripe_price_pro=_optional(environ, "STRIPE_PRICE_PRO"),
+        stripe_api_base=_optional(environ, "STRIPE_API_BASE"),
+        smtp_url=_optional(environ, "SMTP_URL"),
+        public_url=environ.get("PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
+        argon2=Argon2Params(
+            time_cost=_int(environ, "ARGON2_TIME_COST", default_argon.time_cost),
+            memory_cost=_int(environ, "ARGON2_MEMORY_COST", default_argon.memory_cost),
+            parallelism=_int(environ, "ARGON2_PARALLELISM", default_argon.parallelism),
+        ),
+        plans=PlanLimits(
+            basic_daily_ai_prompts=_int(environ, "PLAN_BASIC_DAILY_AI_PROMPTS", 20),
+            pro_daily_ai_prompts=_int(environ, "PLAN_PRO_DAILY_AI_PROMPTS", 1000),
+            pro_price=environ.get("PLAN_PRO_PRICE", "$12/month"),
+            past_due_grace_days=_int(environ, "PLAN_PAST_DUE_GRACE_DAYS", 3),
+        ),
+        log_format="json" if environ.get("LOG_FORMAT", "").lower() == "json" else "text",
+        log_level=environ.get("LOG_LEVEL", "INFO").upper(),
+    )
+
+
+def generate_secret() -> str:
+    """A fresh random key, for tests and tools that need one."""
+    return secrets.token_urlsafe(48)

@@ -1,0 +1,167 @@
+"""Throwaway PostgreSQL and Redis servers for the test suite, started from the machine's binaries.
+
+PostgreSQL: `initdb` + `pg_ctl` found on PATH or under /usr/lib/postgresql/*/bin, in a temp
+dir, on a free loopback port, with trust auth. As root (CI) they run as the `postgres` user,
+since PostgreSQL refuses to run as root. Redis: `redis-server` on a free port, nothing on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def find_pg_bin(name: str) -> str | None:
+    """The PostgreSQL binary `name`, newest version first under /usr/lib/postgresql."""
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
+    found = shutil.which(name)
+    if found:
+        candidates.insert(0, found)
+    return candidates[0] if candidates else None
+
+
+def _wait_for_port(port: int, deadline: float, what: str) -> None:
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not start listening on port {port}")
+
+
+class PostgresServer:
+    """A PostgreSQL cluster of our own in a temp dir; stop() and start() may repeat."""
+
+    def __init__(self) -> None:
+        initdb, pg_ctl = find_pg_bin("initdb"), find_pg_bin("pg_ctl")
+        if not initdb or not pg_ctl:
+            raise RuntimeError(
+                "PostgreSQL binaries not found (initdb, pg_ctl); install Debian's 'postgresql'"
+            )
+        self._initdb, self._pg_ctl = initdb, pg_ctl
+        self.port = free_port()
+        self._root = Path(tempfile.mkdtemp(prefix="roomcast-pg-"))
+        self.data = self._root / "data"
+        self._user: str | None = "postgres" if os.geteuid() == 0 else None
+        if self._user:
+            entry = pwd.getpwnam(self._user)
+            os.chown(self._root, entry.pw_uid, entry.pw_gid)
+        self._run(
+            [
+                self._initdb,
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C",
+            ]
+        )
+
+    def _run(self, argv: list[str]) -> None:
+        if self._user:
+            argv = ["runuser", "-u", self._user, "--", *argv]
+        subprocess.run(argv, check=True, capture_output=True, cwd=self._root)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url_for(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self._root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._run(
+            [
+                self._pg_ctl,
+                "-D",
+                str(self.data),
+                "-o",
+                options,
+                "-l",
+                str(self._root / "log"),
+                "-w",
+                "-t",
+                "30",
+                "start",
+            ]
+        )
+        _wait_for_port(self.port, time.monotonic() + 30, "PostgreSQL")
+
+    def stop(self) -> None:
+        self._run([self._pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"])
+
+    def destroy(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self._root, ignore_errors=True)
+
+
+class RedisServer:
+    """A redis-server of our own on a free port, persisting nothing."""
+
+    def __init__(self, *extra: str) -> None:
+        binary = shutil.which("redis-server")
+        if not binary:
+            raise RuntimeError("redis-server not found; install Debian's 'redis-server'")
+        self._binary = binary
+        self._extra = extra
+        self.port = free_port()
+        self._dir = Path(tempfile.mkdtemp(prefix="roomcast-redis-"))
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            [
+                self._binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self._dir),
+                *self._extra,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_for_port(self.port, time.monotonic() + 10, "redis-server")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
