@@ -9,10 +9,11 @@ import aiojobs
 from aiohttp import web
 
 from server.config import Settings
-from server.http import health
+from server.http import auth, health, rooms, teams
 from server.metrics import Metrics
 from server.middleware import error_middleware, metrics_middleware, request_id_middleware
-from server.state import BUS, CACHE, DATABASE, JOBS, KV, METRICS, REDIS, SETTINGS
+from server.outbox import DevOutbox
+from server.state import BUS, CACHE, DATABASE, JOBS, KV, METRICS, OUTBOX, REDIS, SETTINGS
 from storage import redis as redis_conn
 from storage.bus import MemoryBus, RedisStreamBus
 from storage.cache import Cache
@@ -36,6 +37,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         app[KV] = MemoryKeyValue()
         app[BUS] = MemoryBus()
     app[CACHE] = Cache(app[KV])
+    app[OUTBOX] = DevOutbox(app[DATABASE])
     logger.info(
         "storage: database=%s redis=%s",
         app[DATABASE].dialect,
@@ -68,4 +70,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_jobs)
     health.setup(app)
+    auth.setup(app)
+    teams.setup(app)
+    rooms.setup(app)
     return app

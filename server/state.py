@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 from server.config import Settings
 from server.metrics import Metrics
+from server.outbox import Outbox
 from storage.bus import Bus
 from storage.cache import Cache
 from storage.db import Database
@@ -21,5 +22,6 @@ KV: web.AppKey[KeyValue] = web.AppKey("kv")
 CACHE = web.AppKey("cache", Cache)
 BUS: web.AppKey[Bus] = web.AppKey("bus")
 JOBS = web.AppKey("jobs", aiojobs.Scheduler)
+OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
 
 REQUEST_ID = web.RequestKey("request_id", str)
