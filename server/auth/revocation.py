@@ -1,0 +1,52 @@
+"""The hook other layers use to hear that a user's tokens were all revoked.
+
+Logout-all, password change and password reset call `Revocations.user_revoked(user_id)`;
+the websocket layer registers a callback that closes that user's live sessions with 4401.
+
+Across instances: this object only notifies callbacks registered in this process. The
+multi-instance work routes it over the bus: publish `{"type": "user_revoked", "user_id"}`
+on the `control` topic from `user_revoked`, and have every instance's control reader call
+`notify_local(user_id)`. Until then, a single instance is fully covered, and on several
+instances the revoked tokens fail anyway at their next check (token version, denylist).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+
+logger = logging.getLogger(__name__)
+
+RevokedCallback = Callable[[str], Awaitable[None] | None]
+
+
+class Revocations:
+    """A registry of `on_user_revoked(user_id)` callbacks, sync or async."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[RevokedCallback] = []
+
+    def register(self, callback: RevokedCallback) -> Callable[[], None]:
+        """Call `callback(user_id)` on every revocation; returns a function that unregisters."""
+        self._callbacks.append(callback)
+
+        def unregister() -> None:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+
+        return unregister
+
+    async def user_revoked(self, user_id: str) -> None:
+        """Every token of `user_id` was revoked: tell whoever holds their live sessions."""
+        await self.notify_local(user_id)
+
+    async def notify_local(self, user_id: str) -> None:
+        """Run this process's callbacks; one failing callback does not stop the others."""
+        for callback in tuple(self._callbacks):
+            try:
+                result = callback(user_id)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # a broken listener must not undo the revocation itself
+                logger.exception("revocation callback failed for user=%s", user_id)

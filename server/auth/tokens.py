@@ -1,0 +1,197 @@
+"""Access JWTs and opaque refresh tokens: issue, verify, rotate, revoke.
+
+An access token is an HS256 JWT with `sub`, `jti`, `ver` (the user's token version),
+`iat`, `exp`, `typ` ("access") and `sid`, the refresh family it belongs to, so that
+logout and password change know which session is calling. It is verified with an
+explicit algorithm list, so `alg: none` and algorithm confusion fail.
+
+A refresh token is 256 random bits, stored only as its SHA-256 (high entropy makes a
+slow hash pointless, and a plain digest can be looked up). Each use spends it and
+issues the next one of the same family; presenting a spent one revokes the family.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from errors import Unauthorized
+from server.config import Settings
+from storage import tokens as refresh_store
+from storage import users
+from storage.db import Database
+from storage.kv import KeyValue
+from storage.tokens import Spent
+from storage.users import UserRecord
+
+ALGORITHM = "HS256"
+_REQUIRED = ["sub", "jti", "ver", "iat", "exp", "typ", "sid"]
+_DENY = "auth:deny:"  # jti → revoked until the token would expire anyway
+_CARRY = "auth:carry:"  # jti → token version it stays valid for (password change)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """The verified claims of an access token."""
+
+    user_id: str
+    jti: str
+    version: int
+    issued_at: int
+    expires_at: int
+    session_id: str
+
+    @classmethod
+    def parse(cls, payload: dict[str, Any]) -> AccessClaims:
+        fields = (payload["sub"], payload["jti"], payload["sid"])
+        numbers = (payload["ver"], payload["iat"], payload["exp"])
+        if payload["typ"] != "access" or not all(isinstance(f, str) for f in fields):
+            raise Unauthorized("not an access token")
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
+            raise Unauthorized("malformed token")
+        return cls(fields[0], fields[1], numbers[0], numbers[1], numbers[2], fields[2])
+
+    def remaining(self) -> float:
+        return max(1.0, self.expires_at - time.time())
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "token_type": "bearer",
+            "expires_in": self.expires_in,
+        }
+
+
+def hash_refresh_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class TokenService:
+    """Issues and checks tokens; the denylist lives in the key-value store."""
+
+    def __init__(self, settings: Settings, database: Database, kv: KeyValue) -> None:
+        self._key = settings.secret_key
+        self._access_ttl = settings.access_token_ttl
+        self._refresh_ttl = timedelta(seconds=settings.refresh_token_ttl)
+        self._database = database
+        self._kv = kv
+
+    def encode_access(self, user: UserRecord, session_id: str) -> str:
+        now = int(time.time())
+        payload = {
+            "sub": user.id,
+            "jti": uuid.uuid4().hex,
+            "ver": user.token_version,
+            "iat": now,
+            "exp": now + self._access_ttl,
+            "typ": "access",
+            "sid": session_id,
+        }
+        return jwt.encode(payload, self._key, algorithm=ALGORITHM)
+
+    async def decode_access(self, token: str) -> AccessClaims:
+        """Signature, expiry, claims and denylist; not the user's token version.
+
+        Raises:
+            Unauthorized: anything about the token is wrong.
+        """
+        try:
+            payload = jwt.decode(
+                token, self._key, algorithms=[ALGORITHM], options={"require": _REQUIRED}
+            )
+            claims = AccessClaims.parse(payload)
+        except (jwt.PyJWTError, KeyError, TypeError):
+            raise Unauthorized("invalid or expired token") from None
+        if await self._kv.get(_DENY + claims.jti) is not None:
+            raise Unauthorized("token revoked")
+        return claims
+
+    async def authenticate(self, token: str) -> tuple[UserRecord, AccessClaims]:
+        """The user an access token speaks for, once its token version still holds.
+
+        Raises:
+            Unauthorized: bad token, revoked token, or the user is gone.
+        """
+        claims = await self.decode_access(token)
+        async with self._database.sessions() as session:
+            user = await users.get(session, claims.user_id)
+        if user is None:
+            raise Unauthorized("invalid or expired token")
+        if claims.version != user.token_version and not await self._carried(claims, user):
+            raise Unauthorized("token revoked")
+        return user, claims
+
+    async def _carried(self, claims: AccessClaims, user: UserRecord) -> bool:
+        carried = await self._kv.get(_CARRY + claims.jti)
+        return carried is not None and carried.decode() == str(user.token_version)
+
+    async def issue(self, user: UserRecord) -> TokenPair:
+        """A new session: an access token and the first refresh token of a new family."""
+        family_id = str(uuid.uuid4())
+        async with self._database.sessions.begin() as session:
+            refresh = await self._add_refresh(session, user.id, family_id)
+        return TokenPair(self.encode_access(user, family_id), refresh, self._access_ttl)
+
+    async def rotate(self, refresh_token: str) -> TokenPair:
+        """Spend `refresh_token` and issue the next pair of its family, in one transaction.
+
+        Raises:
+            Unauthorized: unknown, expired or already spent (the family is then revoked).
+        """
+        # No raising inside the transaction: a detected reuse must commit its revocation.
+        refresh = None
+        async with self._database.sessions.begin() as session:
+            spent = await refresh_store.spend(
+                session, hash_refresh_token(refresh_token), datetime.now(UTC)
+            )
+            user = await users.get(session, spent.user_id) if spent.user_id else None
+            if spent.outcome is Spent.OK and user is not None and spent.family_id:
+                refresh = await self._add_refresh(session, user.id, spent.family_id)
+        if refresh is None or user is None or spent.family_id is None:
+            raise Unauthorized("invalid refresh token")
+        return TokenPair(self.encode_access(user, spent.family_id), refresh, self._access_ttl)
+
+    async def _add_refresh(self, session: AsyncSession, user_id: str, family_id: str) -> str:
+        refresh = secrets.token_urlsafe(32)
+        await refresh_store.add(
+            session,
+            user_id=user_id,
+            family_id=family_id,
+            token_hash=hash_refresh_token(refresh),
+            expires_at=datetime.now(UTC) + self._refresh_ttl,
+        )
+        return refresh
+
+    async def revoke_access(self, claims: AccessClaims) -> None:
+        await self._kv.set(_DENY + claims.jti, b"1", ttl=claims.remaining())
+
+    async def carry_access(self, claims: AccessClaims, version: int) -> None:
+        """Keep one access token valid across a token version bump (password change)."""
+        await self._kv.set(_CARRY + claims.jti, str(version).encode(), ttl=claims.remaining())
+
+    async def revoke_session(self, family_id: str) -> None:
+        async with self._database.sessions.begin() as session:
+            await refresh_store.revoke_family(session, family_id, datetime.now(UTC))
+
+    async def revoke_refresh_token(self, user_id: str, refresh_token: str) -> None:
+        """Revoke the family of `refresh_token` when it belongs to `user_id`; else nothing."""
+        async with self._database.sessions.begin() as session:
+            found = await refresh_store.family_of(session, hash_refresh_token(refresh_token))
+            if found is not None and found[0] == user_id:
+                await refresh_store.revoke_family(session, found[1], datetime.now(UTC))

@@ -1,0 +1,96 @@
+"""Refresh tokens: stored as their SHA-256, rotated within a family, revoked by family or user."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import RefreshToken
+
+
+class Spent(enum.Enum):
+    """How presenting a refresh token went."""
+
+    OK = "ok"  # it was live and is now spent
+    UNKNOWN = "unknown"  # no such token, or it expired
+    REUSED = "reused"  # it was already spent or revoked: its family is now revoked
+
+
+@dataclass(frozen=True, slots=True)
+class SpendResult:
+    outcome: Spent
+    user_id: str | None = None
+    family_id: str | None = None
+
+
+async def add(
+    session: AsyncSession,
+    *,
+    user_id: str,
+    family_id: str,
+    token_hash: str,
+    expires_at: datetime,
+) -> None:
+    session.add(
+        RefreshToken(
+            user_id=user_id, family_id=family_id, token_hash=token_hash, expires_at=expires_at
+        )
+    )
+    await session.flush()
+
+
+async def spend(session: AsyncSession, token_hash: str, now: datetime) -> SpendResult:
+    """Mark the token spent; a token presented a second time revokes its whole family.
+
+    The row is locked (FOR UPDATE) so two concurrent presentations of one token
+    cannot both succeed: the second one sees it spent and counts as reuse.
+    """
+    result = await session.execute(
+        select(RefreshToken).where(RefreshToken.token_hash == token_hash).with_for_update()
+    )
+    row = result.scalar_one_or_none()
+    if row is None:
+        return SpendResult(Spent.UNKNOWN)
+    if row.used_at is not None or row.revoked_at is not None:
+        await revoke_family(session, row.family_id, now)
+        return SpendResult(Spent.REUSED, row.user_id, row.family_id)
+    if row.expires_at <= now:
+        return SpendResult(Spent.UNKNOWN)
+    row.used_at = now
+    await session.flush()
+    return SpendResult(Spent.OK, row.user_id, row.family_id)
+
+
+async def family_of(session: AsyncSession, token_hash: str) -> tuple[str, str] | None:
+    """(user id, family id) of a token, spent or not."""
+    result = await session.execute(
+        select(RefreshToken.user_id, RefreshToken.family_id).where(
+            RefreshToken.token_hash == token_hash
+        )
+    )
+    row = result.one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+async def revoke_family(session: AsyncSession, family_id: str, now: datetime) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def revoke_user(
+    session: AsyncSession, user_id: str, now: datetime, *, keep_family: str | None = None
+) -> None:
+    """Revoke every refresh token of the user, except those of `keep_family`."""
+    statement = update(RefreshToken).where(
+        RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None)
+    )
+    if keep_family is not None:
+        statement = statement.where(RefreshToken.family_id != keep_family)
+    await session.execute(statement.values(revoked_at=now))
