@@ -1,0 +1,380 @@
+"""Stored room messages: appended with the room's next gap-free `seq`, read back in pages.
+
+The REST history endpoint and the realtime layer share these functions. Appending follows
+DESIGN.md's "Order and durability": the room row's `last_seq` is advanced by
+`UPDATE rooms SET last_seq = last_seq + n ... RETURNING last_seq` in the caller's
+transaction, which also locks the row until commit, so concurrent writers to one room
+queue behind each other and `seq` stays gap-free and strictly increasing, on PostgreSQL
+(row lock) and SQLite (database write lock) alike. A send retried with the same
+`(room, author, client_id)` stores nothing and consumes no `seq`; it is answered with the
+message stored first.
+
+Transaction boundaries belong to the caller: nothing here commits. The caller acks only
+after its commit. Several appends, to several rooms, may share one transaction (group
+commit) through `append_many`, which locks rooms in id order so two batches never
+deadlock. Sessions must run at READ COMMITTED (PostgreSQL's default) or on SQLite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from errors import Invalid, NotFound
+from storage.models import Message, Room
+from storage.timestamps import rfc3339
+from storage.types import new_id, utcnow
+
+AuthorKind = Literal["user", "assistant"]
+MAX_CLIENT_ID = 64
+MAX_AUTHOR_NAME = 100
+
+# (author id, client id): what makes a send idempotent within a room.
+_Key = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    """Who wrote a message: a user (with an id) or the assistant (id None)."""
+
+    id: str | None
+    name: str
+    kind: AuthorKind = "user"
+
+    @classmethod
+    def user(cls, user_id: str, name: str) -> Author:
+        return cls(id=user_id, name=name, kind="user")
+
+    @classmethod
+    def assistant(cls, name: str = "Assistant") -> Author:
+        return cls(id=None, name=name, kind="assistant")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "kind": self.kind}
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """What an assistant message records about the generation that wrote it."""
+
+    gen_id: str
+    model: str
+    finish: str  # stop | length | safety | cancelled | error
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to append: one item of a (group-committed) batch."""
+
+    room_id: str
+    author: Author
+    body: str
+    client_id: str | None = None
+    reply_to: int | None = None
+    generation: Generation | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message as stored, with its room `seq`."""
+
+    id: str
+    room_id: str
+    seq: int
+    author: Author
+    body: str
+    client_id: str | None
+    reply_to: int | None
+    generation: Generation | None
+    created_at: datetime
+
+    def to_event(self) -> dict[str, Any]:
+        """PROTOCOL.md's websocket `message` event, which is also a history item.
+
+        Assistant answers add `gen`, `model`, `finish` and `usage` (named as in `ai.end`),
+        and a reply carries `reply_to`; a user's plain message has exactly the documented
+        fields.
+        """
+        event: dict[str, Any] = {
+            "type": "message",
+            "room": self.room_id,
+            "seq": self.seq,
+            "id": self.id,
+            "client_id": self.client_id,
+            "author": self.author.to_json(),
+            "body": self.body,
+            "ts": rfc3339(self.created_at),
+        }
+        if self.reply_to is not None:
+            event["reply_to"] = self.reply_to
+        if self.generation is not None:
+            gen = self.generation
+            event["gen"], event["model"], event["finish"] = gen.gen_id, gen.model, gen.finish
+            event["usage"] = {"input_tokens": gen.input_tokens, "output_tokens": gen.output_tokens}
+        return event
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """The outcome of one append: the stored message, and whether it was a retry of it."""
+
+    message: StoredMessage
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    """Messages in ascending `seq`, and whether more lie beyond in the direction paged."""
+
+    items: list[StoredMessage]
+    more: bool
+
+
+async def append(
+    session: AsyncSession,
+    room_id: str,
+    author: Author,
+    body: str,
+    client_id: str | None = None,
+    *,
+    reply_to: int | None = None,
+    generation: Generation | None = None,
+) -> Appended:
+    """Store one message with the room's next `seq` (see the module docstring).
+
+    Raises:
+        NotFound: there is no such room.
+        Invalid: `client_id` is longer than 64 characters, or `body` holds a NUL.
+    """
+    post = NewMessage(room_id, author, body, client_id, reply_to, generation)
+    [result] = await append_many(session, [post])
+    return result
+
+
+async def append_many(session: AsyncSession, posts: Sequence[NewMessage]) -> list[Appended]:
+    """Store a batch in the caller's transaction; results in the order of `posts`.
+
+    Messages to one room get consecutive `seq`s in batch order. A post repeating a
+    `(room, author, client_id)` already stored, or earlier in the batch, is a duplicate.
+
+    Raises:
+        NotFound: a room does not exist (nothing of the batch should then be committed).
+        Invalid: a `client_id` is too long or a body holds a NUL.
+    """
+    for post in posts:
+        _validate(post)
+    by_room: dict[str, list[int]] = {}
+    for index, post in enumerate(posts):
+        by_room.setdefault(post.room_id, []).append(index)
+    results: dict[int, Appended] = {}
+    for room_id in sorted(by_room):  # one lock order for every writer
+        indexes = by_room[room_id]
+        stored = await _append_to_room(session, room_id, [posts[i] for i in indexes])
+        results.update(zip(indexes, stored, strict=True))
+    return [results[index] for index in range(len(posts))]
+
+
+async def page(
+    session: AsyncSession,
+    room_id: str,
+    *,
+    before_seq: int | None = None,
+    after_seq: int | None = None,
+    limit: int = 50,
+) -> MessagePage:
+    """Up to `limit` messages of a room, always in ascending `seq`.
+
+    With `after_seq` the ones just above it (below `before_seq` too, when both are given),
+    and `more` says whether newer ones follow; otherwise the ones just below `before_seq`,
+    or the newest, and `more` says whether older ones precede.
+    """
+    query = select(Message).where(Message.room_id == room_id)
+    if before_seq is not None:
+        query = query.where(Message.seq < before_seq)
+    if after_seq is not None:
+        query = query.where(Message.seq > after_seq).order_by(Message.seq)
+    else:
+        query = query.order_by(Message.seq.desc())
+    rows = list((await session.scalars(query.limit(limit + 1))).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if after_seq is None:
+        rows.reverse()
+    return MessagePage([_record(row) for row in rows], more)
+
+
+async def since(session: AsyncSession, room_id: str, seq: int, limit: int) -> list[StoredMessage]:
+    """The first `limit` messages with `seq` above `seq`, ascending: what a `join` replays."""
+    return (await page(session, room_id, after_seq=seq, limit=limit)).items
+
+
+def _validate(post: NewMessage) -> None:
+    if (post.author.kind == "user") != (post.author.id is not None):
+        raise ValueError("a user message needs its author's id; an assistant one has none")
+    if post.client_id is not None and len(post.client_id) > MAX_CLIENT_ID:
+        raise Invalid(
+            f"client_id: at most {MAX_CLIENT_ID} characters",
+            details={"fields": {"client_id": "too long"}},
+        )
+    if "\x00" in post.body:
+        raise Invalid("body: must not contain NUL", details={"fields": {"body": "NUL"}})
+
+
+def _key(post: NewMessage) -> _Key | None:
+    if post.author.id is None or post.client_id is None:
+        return None
+    return (post.author.id, post.client_id)
+
+
+async def _append_to_room(
+    session: AsyncSession, room_id: str, posts: list[NewMessage]
+) -> list[Appended]:
+    keys = {key for post in posts if (key := _key(post)) is not None}
+    found = await _find(session, room_id, keys)  # a plain retry needs no lock
+    fresh, repeats = _plan(posts, found)
+    new: dict[int, StoredMessage] = {}
+    if fresh:
+        last_seq = await _advance(session, room_id, len(fresh))  # holds the room until commit
+        # Under the lock, an identical send that a concurrent transaction committed is seen.
+        raced = await _find(session, room_id, keys - found.keys())
+        if raced:
+            found.update(raced)
+            taken = len(fresh)
+            fresh, repeats = _plan(posts, found)
+            last_seq = await _advance(session, room_id, len(fresh) - taken)  # give back
+        first_seq = last_seq - len(fresh) + 1
+        new = {i: _new_record(posts[i], first_seq + n) for n, i in enumerate(fresh)}
+    if new:
+        await session.execute(insert(Message), [_row(record) for record in new.values()])
+    for index, record in new.items():
+        key = _key(posts[index])
+        if key is not None:
+            found[key] = record
+    return [
+        Appended(new[i], False) if i in new else Appended(found[repeats[i]], True)
+        for i in range(len(posts))
+    ]
+
+
+def _plan(
+    posts: list[NewMessage], found: dict[_Key, StoredMessage]
+) -> tuple[list[int], dict[int, _Key]]:
+    """Which posts to store (indexes), and which repeat a key stored or earlier in the batch."""
+    seen: set[_Key] = set(found)
+    fresh: list[int] = []
+    repeats: dict[int, _Key] = {}
+    for index, post in enumerate(posts):
+        key = _key(post)
+        if key is None:
+            fresh.append(index)
+        elif key in seen:
+            repeats[index] = key
+        else:
+            seen.add(key)
+            fresh.append(index)
+    return fresh, repeats
+
+
+async def _find(
+    session: AsyncSession, room_id: str, keys: Iterable[_Key]
+) -> dict[_Key, StoredMessage]:
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    query = select(Message).where(
+        Message.room_id == room_id, Message.client_id.in_({client for _, client in wanted})
+    )
+    found: dict[_Key, StoredMessage] = {}
+    for row in await session.scalars(query):
+        if row.author_id is not None and row.client_id is not None:
+            key = (row.author_id, row.client_id)
+            if key in wanted:
+                found[key] = _record(row)
+    return found
+
+
+async def _advance(session: AsyncSession, room_id: str, by: int) -> int:
+    """Move the room's `last_seq` by `by` and return it. Raises NotFound for no such room."""
+    result = await session.execute(
+        update(Room)
+        .where(Room.id == room_id)
+        .values(last_seq=Room.last_seq + by)
+        .returning(Room.last_seq)
+        .execution_options(synchronize_session=False)
+    )
+    last_seq = result.scalar_one_or_none()
+    if last_seq is None:
+        raise NotFound("no such room")
+    return last_seq
+
+
+def _new_record(post: NewMessage, seq: int) -> StoredMessage:
+    return StoredMessage(
+        id=new_id(),
+        room_id=post.room_id,
+        seq=seq,
+        author=Author(post.author.id, post.author.name[:MAX_AUTHOR_NAME], post.author.kind),
+        body=post.body,
+        client_id=post.client_id,
+        reply_to=post.reply_to,
+        generation=post.generation,
+        created_at=utcnow(),
+    )
+
+
+def _row(record: StoredMessage) -> dict[str, Any]:
+    gen = record.generation
+    row: dict[str, Any] = {
+        "id": record.id,
+        "room_id": record.room_id,
+        "seq": record.seq,
+        "author_id": record.author.id,
+        "author_kind": record.author.kind,
+        "author_name": record.author.name,
+        "body": record.body,
+        "client_id": record.client_id,
+        "reply_to": record.reply_to,
+        "created_at": record.created_at,
+        # Every row carries every key, so one batch is one executemany.
+        "gen_id": None,
+        "finish": None,
+        "model": None,
+        "input_tokens": None,
+        "output_tokens": None,
+    }
+    if gen is not None:
+        row.update(
+            gen_id=gen.gen_id,
+            finish=gen.finish,
+            model=gen.model,
+            input_tokens=gen.input_tokens,
+            output_tokens=gen.output_tokens,
+        )
+    return row
+
+
+def _record(row: Message) -> StoredMessage:
+    generation = None
+    if row.gen_id is not None:
+        generation = Generation(
+            row.gen_id, row.model or "", row.finish or "", row.input_tokens, row.output_tokens
+        )
+    kind: AuthorKind = "assistant" if row.author_kind == "assistant" else "user"
+    return StoredMessage(
+        id=row.id,
+        room_id=row.room_id,
+        seq=row.seq,
+        author=Author(row.author_id, row.author_name, kind),
+        body=row.body,
+        client_id=row.client_id,
+        reply_to=row.reply_to,
+        generation=generation,
+        created_at=row.created_at,
+    )
