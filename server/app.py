@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 import aiojobs
 from aiohttp import web
 
+from server import realtime
 from server.config import Settings
 from server.http import auth, health, rooms, teams
 from server.metrics import Metrics
 from server.middleware import error_middleware, metrics_middleware, request_id_middleware
-from server.outbox import DevOutbox
+from server.outbox import make_outbox
 from server.state import BUS, CACHE, DATABASE, JOBS, KV, METRICS, OUTBOX, REDIS, SETTINGS
 from storage import redis as redis_conn
 from storage.bus import MemoryBus, RedisStreamBus
@@ -37,7 +38,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         app[KV] = MemoryKeyValue()
         app[BUS] = MemoryBus()
     app[CACHE] = Cache(app[KV])
-    app[OUTBOX] = DevOutbox(app[DATABASE])
+    app[OUTBOX] = make_outbox(settings, app[DATABASE])
     logger.info(
         "storage: database=%s redis=%s",
         app[DATABASE].dialect,
@@ -73,4 +74,5 @@ def create_app(settings: Settings) -> web.Application:
     auth.setup(app)
     teams.setup(app)
     rooms.setup(app)
+    realtime.setup(app)  # after auth: it needs the token service and the revocation hook
     return app

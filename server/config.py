@@ -59,6 +59,15 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     webhook_max_body_bytes: int = 512 * 1024
     access_token_ttl: int = 15 * 60
+    # Per client IP and auth endpoint: at most `auth_rate_limit` requests a window.
+    auth_rate_limit: int = 30
+    auth_rate_window: int = 60
+    mail_from: str = "Roomcast <no-reply@localhost>"
+    # Websocket: frames per second per connection (with a burst), outbound queue limits.
+    ws_frames_per_second: float = 50.0
+    ws_burst: float = 100.0
+    ws_outbound_soft_limit: int = 256 * 1024
+    ws_outbound_hard_limit: int = 1024 * 1024
     refresh_token_ttl: int = 30 * 24 * 3600
     argon2: Argon2Params = Argon2Params()
     plans: PlanLimits = PlanLimits()
@@ -82,6 +91,16 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
 
 def _optional(environ: Mapping[str, str], name: str) -> str | None:
@@ -148,6 +167,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         stripe_price_pro=_optional(environ, "STRIPE_PRICE_PRO"),
         stripe_api_base=_optional(environ, "STRIPE_API_BASE"),
         smtp_url=_optional(environ, "SMTP_URL"),
+        mail_from=environ.get("MAIL_FROM", "Roomcast <no-reply@localhost>"),
+        auth_rate_limit=_int(environ, "AUTH_RATE_LIMIT", 30),
+        auth_rate_window=_int(environ, "AUTH_RATE_WINDOW", 60),
+        ws_frames_per_second=_float(environ, "WS_FRAMES_PER_SECOND", 50.0),
+        ws_burst=_float(environ, "WS_BURST", 100.0),
+        ws_outbound_soft_limit=_int(environ, "WS_OUTBOUND_SOFT_LIMIT", 256 * 1024),
+        ws_outbound_hard_limit=_int(environ, "WS_OUTBOUND_HARD_LIMIT", 1024 * 1024),
         public_url=environ.get("PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
         argon2=Argon2Params(
             time_cost=_int(environ, "ARGON2_TIME_COST", default_argon.time_cost),

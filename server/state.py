@@ -6,9 +6,17 @@ import aiojobs
 from aiohttp import web
 from redis.asyncio import Redis
 
+from actors.hub import Hub
+from server.auth.accounts import Accounts
+from server.auth.passwords import Passwords
+from server.auth.recovery import Recovery
+from server.auth.revocation import Revocations
+from server.auth.tokens import TokenService
+from server.auth.twofactor import TwoFactor
 from server.config import Settings
 from server.metrics import Metrics
 from server.outbox import Outbox
+from server.ratelimit import RateLimiter
 from storage.bus import Bus
 from storage.cache import Cache
 from storage.db import Database
@@ -23,5 +31,13 @@ CACHE = web.AppKey("cache", Cache)
 BUS: web.AppKey[Bus] = web.AppKey("bus")
 JOBS = web.AppKey("jobs", aiojobs.Scheduler)
 OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
+PASSWORDS = web.AppKey("passwords", Passwords)
+TOKENS = web.AppKey("tokens", TokenService)
+REVOCATIONS = web.AppKey("revocations", Revocations)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+ACCOUNTS = web.AppKey("accounts", Accounts)
+TWO_FACTOR = web.AppKey("two_factor", TwoFactor)
+RECOVERY = web.AppKey("recovery", Recovery)
+HUB = web.AppKey("hub", Hub)
 
 REQUEST_ID = web.RequestKey("request_id", str)

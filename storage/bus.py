@@ -108,7 +108,7 @@ class RedisStreamBus:
         *,
         shards: int = 16,
         maxlen: int = 10_000,
-        block_ms: int = 5_000,
+        block_ms: int = 2_000,  # below the client socket timeout (5 s)
         instance_id: str | None = None,
     ) -> None:
         self._redis = client

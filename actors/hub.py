@@ -1,0 +1,139 @@
+"""The realtime hub of one instance: the room registry, the live sessions, the actor tree."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from actors.actor import ActorSnapshot
+from actors.outbound import OutboundQueue
+from actors.ports import MessageStore, RoomDirectory, UserRef
+from actors.registry import Registry
+from actors.room import FaultHook, RoomActor
+from actors.session import SessionActor, SessionLimits, Verifier
+from actors.supervisor import RestartPolicy, Supervisor
+from storage.bus import Bus
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HubConfig:
+    room_idle_after: float = 60.0
+    sweep_interval: float = 5.0
+    outbound_soft_limit: int = 256 * 1024
+    outbound_hard_limit: int = 1024 * 1024
+    session_limits: SessionLimits = SessionLimits()
+
+
+class Hub:
+    """Spawns rooms on first use, tracks sessions by user, closes what must be closed."""
+
+    def __init__(
+        self,
+        *,
+        store: MessageStore,
+        directory: RoomDirectory,
+        bus: Bus,
+        verify: Verifier,
+        config: HubConfig = HubConfig(),
+        fault: FaultHook | None = None,
+        on_crash: Callable[[str, Exception], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._directory = directory
+        self._bus = bus
+        self._verify = verify
+        self._config = config
+        self._fault = fault
+        policy = RestartPolicy(max_restarts=5, within=10.0)
+        self.rooms: Registry[str, RoomActor] = Registry(
+            self._make_room,
+            supervisor=Supervisor("rooms", policy=policy, on_crash=on_crash),
+            idle_after=config.room_idle_after,
+            sweep_interval=config.sweep_interval,
+        )
+        self.sessions = Supervisor("sessions", policy=policy, on_crash=on_crash)
+        self._by_user: dict[str, set[SessionActor]] = {}
+        self._expiry: asyncio.Task[None] | None = None
+
+    def _make_room(self, room_id: str) -> RoomActor:
+        return RoomActor(room_id, store=self._store, bus=self._bus, fault=self._fault)
+
+    def room(self, room_id: str) -> RoomActor:
+        return self.rooms.get_or_spawn(room_id)
+
+    def start(self) -> None:
+        self.rooms.start()
+        self.sessions.start()
+        self._expiry = asyncio.create_task(self._expire_tokens(), name="hub token expiry")
+
+    def open_session(
+        self, user: UserRef, token_expires_at: float, close: Callable[[int, str], None]
+    ) -> SessionActor:
+        """Make and start the actor of a new authenticated connection."""
+        outbound = OutboundQueue(
+            soft_limit=self._config.outbound_soft_limit,
+            hard_limit=self._config.outbound_hard_limit,
+        )
+        session = SessionActor(
+            uuid.uuid4().hex,
+            user,
+            token_expires_at,
+            rooms=self.room,
+            directory=self._directory,
+            verify=self._verify,
+            outbound=outbound,
+            close=close,
+            limits=self._config.session_limits,
+        )
+        self.sessions.add(session)
+        self._by_user.setdefault(user.id, set()).add(session)
+        return session
+
+    async def close_session(self, session: SessionActor) -> None:
+        sessions = self._by_user.get(session.user.id)
+        if sessions is not None:
+            sessions.discard(session)
+            if not sessions:
+                del self._by_user[session.user.id]
+        session.outbound.close()
+        await session.stop(drain=False)
+
+    def sessions_of(self, user_id: str) -> list[SessionActor]:
+        return list(self._by_user.get(user_id, ()))
+
+    def revoke_user(self, user_id: str) -> int:
+        """Close every websocket of `user_id` with 4401; returns how many were open."""
+        sessions = self.sessions_of(user_id)
+        for session in sessions:
+            session.close(4401, "tokens revoked")
+        return len(sessions)
+
+    def close_all(self, code: int, reason: str) -> None:
+        """Ask every live connection to close with `code` (shutdown: 4503)."""
+        for sessions in list(self._by_user.values()):
+            for session in list(sessions):
+                session.close(code, reason)
+
+    async def _expire_tokens(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.time()
+            for sessions in list(self._by_user.values()):
+                for session in list(sessions):
+                    if session.expired(now):
+                        session.close(4401, "token expired")
+
+    def snapshot(self) -> list[ActorSnapshot]:
+        return [self.rooms.snapshot(), self.sessions.snapshot()]
+
+    async def close(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+        await self.sessions.stop(drain=False)
+        await self.rooms.close()

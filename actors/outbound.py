@@ -1,0 +1,93 @@
+"""A session's outbound queue: bounded in bytes, so a slow reader costs memory only up to a limit.
+
+The room puts frames here without waiting; the websocket writer takes them in batches.
+Past the soft limit, consecutive `ai.delta`s of one generation are merged (fewer, larger
+deltas, the same text); past the hard limit the queue gives up and the session is closed
+with 4509, and the client resumes with `join` + `since`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+
+import orjson
+
+
+@dataclass(slots=True)
+class _Pending:
+    frame: bytes
+    kind: str
+    gen: str | None
+
+
+class OutboundQueue:
+    """Frames waiting for the socket, with soft and hard limits in bytes."""
+
+    def __init__(self, *, soft_limit: int = 256 * 1024, hard_limit: int = 1024 * 1024) -> None:
+        self.soft_limit = soft_limit
+        self.hard_limit = hard_limit
+        self._frames: deque[_Pending] = deque()
+        self._bytes = 0
+        self._ready = asyncio.Event()
+        self.overflowed = False
+        self.closed = False
+        self.merged = 0
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def put(self, frame: bytes, kind: str = "", gen: str | None = None) -> bool:
+        """Queue `frame`; False when the queue is closed or has just overflowed."""
+        if self.closed:
+            return False
+        if kind == "ai.delta" and self._bytes > self.soft_limit and self._merge(frame, gen):
+            return True
+        self._frames.append(_Pending(frame, kind, gen))
+        self._bytes += len(frame)
+        if self._bytes > self.hard_limit:
+            self.overflowed = True
+            self.close()
+            return False
+        self._ready.set()
+        return True
+
+    def _merge(self, frame: bytes, gen: str | None) -> bool:
+        """Fold a delta into the previous one when that is the newest frame queued."""
+        if not self._frames:
+            return False
+        last = self._frames[-1]
+        if last.kind != "ai.delta" or last.gen != gen:
+            return False
+        earlier, later = orjson.loads(last.frame), orjson.loads(frame)
+        earlier["text"] += later["text"]
+        earlier["i"] = later["i"]
+        merged = orjson.dumps(earlier)
+        self._bytes += len(merged) - len(last.frame)
+        last.frame = merged
+        self.merged += 1
+        return True
+
+    def close(self) -> None:
+        """Drop what is queued and wake the writer so it sees `closed`."""
+        self.closed = True
+        self._frames.clear()
+        self._bytes = 0
+        self._ready.set()
+
+    async def take(self) -> list[bytes]:
+        """Wait for frames and take all of them; [] once the queue is closed."""
+        while not self._frames:
+            if self.closed:
+                return []
+            self._ready.clear()
+            await self._ready.wait()
+        frames = [pending.frame for pending in self._frames]
+        self._frames.clear()
+        self._bytes = 0
+        return frames

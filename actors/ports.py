@@ -1,0 +1,48 @@
+"""What the realtime actors need from the outside, as protocols: storage and room access.
+
+The server wires real implementations (storage on SQLAlchemy) in; tests may wire others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from storage.messages import Appended, NewMessage
+from storage.rooms import RoomAccess
+
+
+@dataclass(frozen=True, slots=True)
+class UserRef:
+    """Who a session belongs to, as members see them."""
+
+    id: str
+    name: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name}
+
+
+class MessageStore(Protocol):
+    """Durable message history: the source of truth for `seq` (storage/messages.py)."""
+
+    async def append_many(self, messages: Sequence[NewMessage]) -> list[Appended]:
+        """Store in one transaction, each with its room's next `seq`, in the given order."""
+        ...
+
+    async def events_between(self, room_id: str, after: int, upto: int) -> list[dict[str, Any]]:
+        """The stored events with `after < seq <= upto`, ascending."""
+        ...
+
+    async def last_seq(self, room_id: str) -> int | None:
+        """The room's newest `seq`; None when the room does not exist."""
+        ...
+
+
+class RoomDirectory(Protocol):
+    """Who may enter which room."""
+
+    async def access(self, user_id: str, room_id: str) -> RoomAccess | None:
+        """The user's access to the room, or None when it does not exist for them."""
+        ...

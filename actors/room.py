@@ -1,0 +1,305 @@
+"""The RoomActor: one per live room on an instance. It stores, orders and fans out.
+
+Posts are committed in batches by the room's committer task (group commit: one
+transaction for everything that arrived while the previous batch was committing); each
+sender is acked after commit and the event is published on the bus. Events come back
+from the bus (from this instance or any other) and are handed, encoded once, to the
+outbound queues of the local members in `seq` order; a gap is held briefly and then
+filled from the database. The room never awaits a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.actor import Actor, reject, resolve
+from actors.errors import ActorStopped, MailboxFull
+from actors.events import RoomEvent, frame
+from actors.outbound import OutboundQueue
+from actors.ports import MessageStore, UserRef
+from errors import NotFound, Unavailable
+from storage.bus import Bus, BusEvent, Subscription
+from storage.messages import Appended, NewMessage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(eq=False, slots=True)
+class Member:
+    """A local session in the room: who it is and where its frames go."""
+
+    session_id: str
+    user: UserRef
+    outbound: OutboundQueue
+    on_overflow: Callable[[], None] = field(default=lambda: None)
+
+
+@dataclass(frozen=True, slots=True)
+class Enter:
+    member: Member
+    since: int | None
+    re: Any
+    reply: asyncio.Future[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Exit:
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    message: NewMessage
+    reply: asyncio.Future[Appended]
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    user: UserRef
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    event: RoomEvent
+
+
+@dataclass(frozen=True, slots=True)
+class FillGap:
+    pass
+
+
+RoomMessage = Enter | Exit | Post | Typing | Delivered | FillGap
+
+#: A test-only hook called with every message before it is handled; raising crashes the room.
+FaultHook = Callable[[str, RoomMessage], None]
+
+
+def topic(room_id: str) -> str:
+    return f"room:{room_id}"
+
+
+class RoomActor(Actor[RoomMessage]):
+    """Local members, group commit, ordered fan-out for one room."""
+
+    def __init__(
+        self,
+        room_id: str,
+        *,
+        store: MessageStore,
+        bus: Bus,
+        mailbox_size: int = 4096,
+        batch_max: int = 512,
+        gap_hold: float = 0.2,
+        fault: FaultHook | None = None,
+    ) -> None:
+        super().__init__(f"room:{room_id}", mailbox_size=mailbox_size)
+        self.room_id = room_id
+        self._store = store
+        self._bus = bus
+        self._batch_max = batch_max
+        self._gap_hold = gap_hold
+        self._fault = fault
+        # Kept across restarts: members stay connected and keep their order.
+        self.members: dict[str, Member] = {}
+        self.delivered_seq: int | None = None
+        self._held: dict[int, RoomEvent] = {}
+        self._gap_timer: asyncio.TimerHandle | None = None
+        self._pending: list[Post] = []
+        self._has_pending = asyncio.Event()
+        self._committer: asyncio.Task[None] | None = None
+        self._closing = False
+        self._subscription: Subscription | None = None
+
+    # Life.
+
+    async def on_start(self) -> None:
+        if self.delivered_seq is None:
+            last = await self._store.last_seq(self.room_id)
+            if last is None:
+                raise NotFound("no such room")
+            self.delivered_seq = last
+        if self._subscription is None:
+            self._subscription = await self._bus.subscribe(topic(self.room_id), self._from_bus)
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_loop(), name=f"{self.name} commit")
+
+    async def on_stop(self) -> None:
+        if self._committer is not None:
+            self._closing = True  # the committer commits what was accepted, then ends
+            self._has_pending.set()
+            await self._committer
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
+        if self._gap_timer is not None:
+            self._gap_timer.cancel()
+
+    def is_idle(self) -> bool:
+        return not self.members and not self._pending and super().is_idle()
+
+    def _from_bus(self, bus_event: BusEvent) -> None:
+        try:
+            self.tell(Delivered(RoomEvent.unpack(bus_event.data)))
+        except MailboxFull:
+            # A stored event lost here is refetched by the gap fill; others are ephemeral.
+            logger.warning(
+                "room %s: mailbox full, dropping bus event %s", self.room_id, bus_event.id
+            )
+        except ActorStopped:
+            pass
+        except ValueError:
+            logger.error("room %s: malformed bus event %s", self.room_id, bus_event.id)
+
+    # Messages.
+
+    async def on_receive(self, message: RoomMessage) -> None:
+        if self._fault is not None:
+            self._fault(self.room_id, message)
+        match message:
+            case Delivered(event=event):
+                self._deliver(event)
+                # Let the members' writers run between events: a burst (one commit's
+                # worth) must reach the sockets, not pile up in the outbound queues.
+                await asyncio.sleep(0)
+            case Post():
+                self._pending.append(message)
+                self._has_pending.set()
+            case Enter():
+                await self._enter(message)
+            case Exit(session_id=session_id):
+                self._exit(session_id)
+            case Typing(user=user):
+                typing = {"type": "typing", "room": self.room_id, "user": user.to_json()}
+                await self._publish(RoomEvent.of(typing, origin=user.id))
+            case FillGap():
+                await self._fill_gap()
+
+    async def _enter(self, enter: Enter) -> None:
+        member = enter.member
+        first_of_user = not self._has_user(member.user.id)
+        self.members[member.session_id] = member
+        last = self.delivered_seq or 0
+        joined = {
+            "type": "joined",
+            "room": self.room_id,
+            "seq": last,
+            "members": self.member_users(),
+        }
+        if enter.re is not None:
+            joined["re"] = enter.re
+        member.outbound.put(frame(joined), "joined")
+        if enter.since is not None and enter.since < last:
+            for event in await self._store.events_between(self.room_id, enter.since, last):
+                member.outbound.put(frame(event), event["type"])
+        resolve(enter.reply, last)
+        if first_of_user:
+            await self._presence(member.user, "online")
+
+    def _exit(self, session_id: str) -> None:
+        member = self.members.pop(session_id, None)
+        if member is not None and not self._has_user(member.user.id):
+            asyncio.create_task(self._presence(member.user, "offline"))  # noqa: RUF006
+
+    def _has_user(self, user_id: str) -> bool:
+        return any(m.user.id == user_id for m in self.members.values())
+
+    def member_users(self) -> list[dict[str, str]]:
+        users = {m.user.id: m.user for m in self.members.values()}
+        return [user.to_json() for user in users.values()]
+
+    async def _presence(self, user: UserRef, state: str) -> None:
+        event = {"type": "presence", "room": self.room_id, "user": user.to_json(), "state": state}
+        await self._publish(RoomEvent.of(event))
+
+    async def _publish(self, event: RoomEvent) -> None:
+        try:
+            await self._bus.publish(topic(self.room_id), event.pack())
+        except Exception as exc:  # noqa: BLE001 - ephemeral events are best effort
+            logger.warning("room %s: could not publish %s: %r", self.room_id, event.kind, exc)
+
+    # Ordered fan-out.
+
+    def _deliver(self, event: RoomEvent) -> None:
+        if event.seq is None:
+            self._fan_out(event)
+            return
+        delivered = self.delivered_seq or 0
+        if event.seq <= delivered:
+            return  # already delivered (a replayed or duplicate event)
+        if event.seq > delivered + 1:
+            self._held[event.seq] = event
+            if self._gap_timer is None:
+                loop = asyncio.get_running_loop()
+                self._gap_timer = loop.call_later(self._gap_hold, self._request_gap_fill)
+            return
+        self._fan_out(event)
+        self.delivered_seq = event.seq
+        while (following := self._held.pop((self.delivered_seq or 0) + 1, None)) is not None:
+            self._fan_out(following)
+            self.delivered_seq = following.seq
+
+    def _fan_out(self, event: RoomEvent) -> None:
+        overflowed = []
+        for member in self.members.values():
+            if event.kind == "typing" and member.user.id == event.origin:
+                continue
+            if not member.outbound.put(event.frame, event.kind, event.gen):
+                overflowed.append(member)
+        for member in overflowed:
+            self.members.pop(member.session_id, None)
+            member.on_overflow()
+
+    def _request_gap_fill(self) -> None:
+        self._gap_timer = None
+        try:
+            self.tell(FillGap())
+        except (MailboxFull, ActorStopped):
+            pass
+
+    async def _fill_gap(self) -> None:
+        if not self._held:
+            return
+        delivered = self.delivered_seq or 0
+        upto = min(self._held) - 1
+        if upto > delivered:
+            logger.info(
+                "room %s: filling gap %d..%d from storage", self.room_id, delivered + 1, upto
+            )
+            for payload in await self._store.events_between(self.room_id, delivered, upto):
+                self._deliver(RoomEvent.of(payload))
+        if self._held and min(self._held) == (self.delivered_seq or 0) + 1:
+            self._deliver(self._held.pop(min(self._held)))
+
+    # Group commit.
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._has_pending.wait()
+            batch = self._pending[: self._batch_max]
+            del self._pending[: self._batch_max]
+            if not self._pending:
+                self._has_pending.clear()
+            if batch:
+                await self._commit(batch)
+            if self._closing and not self._pending:
+                return
+
+    async def _commit(self, batch: list[Post]) -> None:
+        try:
+            results = await self._store.append_many([post.message for post in batch])
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - every sender learns; the room keeps serving
+            logger.exception("room %s: storing %d messages failed", self.room_id, len(batch))
+            for post in batch:
+                reject(post.reply, Unavailable("could not store the message; retry"))
+            return
+        for post, appended in zip(batch, results, strict=True):
+            resolve(post.reply, appended)
+        for appended in results:
+            if not appended.duplicate:
+                await self._publish(RoomEvent.of(appended.message.to_event()))

@@ -1,0 +1,188 @@
+"""The SessionActor: one per websocket connection. It turns client requests into room work.
+
+Requests arrive already decoded (actors/requests.py) from the websocket layer, which is
+the only code touching the socket; replies and events leave through the session's
+`OutboundQueue`. A `send` does not hold up the next request while it is being stored:
+the ack is queued when the room's commit completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from actors.actor import Actor
+from actors.errors import ActorError, MailboxFull
+from actors.events import error_frame, frame
+from actors.outbound import OutboundQueue
+from actors.ports import RoomDirectory, UserRef
+from actors.requests import Auth, Cancel, Join, Leave, Ping, Request, Send, Typing
+from actors.room import Enter, Exit, Member, Post, RoomActor
+from actors.room import Typing as RoomTyping
+from errors import Forbidden, Invalid, NotFound, RateLimited, RoomcastError, Unauthorized
+from storage.messages import Appended, Author, NewMessage
+from storage.rooms import RoomAccess
+
+logger = logging.getLogger(__name__)
+
+#: Verifies an access token: the user and the token's expiry (unix seconds).
+Verifier = Callable[[str], Awaitable[tuple[UserRef, float]]]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    join_timeout: float = 10.0
+    expiry_grace: float = 60.0
+
+
+class SessionActor(Actor[Request]):
+    """One connection's state: its user, its rooms, its outbound queue."""
+
+    def __init__(
+        self,
+        session_id: str,
+        user: UserRef,
+        token_expires_at: float,
+        *,
+        rooms: Callable[[str], RoomActor],
+        directory: RoomDirectory,
+        verify: Verifier,
+        outbound: OutboundQueue,
+        close: Callable[[int, str], None],
+        limits: SessionLimits = SessionLimits(),
+        mailbox_size: int = 256,
+    ) -> None:
+        super().__init__(f"session:{session_id}", mailbox_size=mailbox_size)
+        self.session_id = session_id
+        self.user = user
+        self.token_expires_at = token_expires_at
+        self.outbound = outbound
+        self.joined: dict[str, RoomActor] = {}
+        self.access: dict[str, RoomAccess] = {}
+        self._rooms = rooms
+        self._directory = directory
+        self._verify = verify
+        self._close = close
+        self._limits = limits
+
+    def expired(self, now: float | None = None) -> bool:
+        """True once the token expired more than the grace period ago without a refresh."""
+        now = time.time() if now is None else now
+        return now > self.token_expires_at + self._limits.expiry_grace
+
+    def close(self, code: int, reason: str) -> None:
+        """Ask the websocket layer to close the connection with `code`."""
+        self._close(code, reason)
+
+    async def on_stop(self) -> None:
+        for room in self.joined.values():
+            self._exit(room)
+        self.joined.clear()
+
+    async def on_receive(self, message: Request) -> None:
+        try:
+            await self._handle(message)
+        except RoomcastError as exc:
+            self.outbound.put(error_frame(exc.code, exc.message, message.id), "error")
+        except Exception:
+            # The client hears of it; the supervisor logs the crash and restarts us.
+            self.outbound.put(error_frame("internal", "internal error", message.id), "error")
+            raise
+
+    async def _handle(self, request: Request) -> None:
+        match request:
+            case Send():
+                self._send(request)
+            case Typing(room=room_id):
+                room = self._joined(room_id)
+                try:
+                    room.tell(RoomTyping(self.user))
+                except MailboxFull:
+                    pass  # typing is best effort
+            case Join():
+                await self._join(request)
+            case Leave(room=room_id):
+                left = self.joined.pop(room_id, None)
+                if left is not None:
+                    self._exit(left)
+                self._reply(request.id, {"type": "left", "room": room_id})
+            case Ping():
+                self._reply(request.id, {"type": "pong"})
+            case Auth(token=token):
+                await self._reauth(token, request.id)
+            case Cancel():
+                raise NotFound("no such generation running in this room")
+
+    def _reply(self, re: Any, payload: dict[str, Any]) -> None:
+        if re is not None:
+            payload["re"] = re
+        self.outbound.put(frame(payload), payload["type"])
+
+    def _joined(self, room_id: str) -> RoomActor:
+        room = self.joined.get(room_id)
+        if room is None:
+            raise Forbidden("join the room first")
+        return room
+
+    def _exit(self, room: RoomActor) -> None:
+        try:
+            room.tell(Exit(self.session_id))
+        except ActorError:
+            pass  # the room is gone or overloaded; passivation cleans up
+
+    async def _join(self, request: Join) -> None:
+        access = await self._directory.access(self.user.id, request.room)
+        if access is None:
+            raise NotFound("no such room")
+        if request.room in self.joined:
+            self._exit(self.joined.pop(request.room))
+        room = self._rooms(request.room)
+        member = Member(self.session_id, self.user, self.outbound, self._overflowed)
+        await room.ask(
+            lambda reply: Enter(member, request.since, request.id, reply),
+            timeout=self._limits.join_timeout,
+        )
+        self.joined[request.room] = room
+        self.access[request.room] = access
+
+    def _overflowed(self) -> None:
+        self.close(4509, "slow consumer")
+
+    def _send(self, request: Send) -> None:
+        room = self._joined(request.room)
+        author = Author.user(self.user.id, self.user.name)
+        message = NewMessage(request.room, author, request.body, request.client_id)
+        reply: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
+        try:
+            room.tell(Post(message, reply))
+        except MailboxFull:
+            raise RateLimited("the room is busy; retry shortly") from None
+        reply.add_done_callback(lambda done: self._acked(done, request))
+
+    def _acked(self, done: asyncio.Future[Appended], request: Send) -> None:
+        if done.cancelled():
+            return
+        error = done.exception()
+        if error is not None:
+            code = error.code if isinstance(error, RoomcastError) else "internal"
+            self.outbound.put(error_frame(code, "message not stored", request.id), "error")
+            return
+        appended = done.result()
+        ack = {"type": "ack", "room": request.room, "seq": appended.message.seq}
+        ack["client_id"] = request.client_id
+        self._reply(request.id, ack)
+
+    async def _reauth(self, token: str, re: Any) -> None:
+        try:
+            user, expires_at = await self._verify(token)
+        except Unauthorized:
+            self.close(4401, "invalid token")
+            return
+        if user.id != self.user.id:
+            raise Invalid("token: belongs to another user")
+        self.token_expires_at = expires_at
+        self._reply(re, {"type": "ready", "user": user.to_json(), "session": self.session_id})

@@ -1,0 +1,122 @@
+"""Wiring of the realtime core: storage adapters for the actors, the hub's life, admin view."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from actors.hub import Hub, HubConfig
+from actors.ports import UserRef
+from actors.room import FaultHook
+from server import ws
+from server.auth.guard import require_admin
+from server.http.json import json_response
+from server.state import BUS, DATABASE, HUB, METRICS, REVOCATIONS, SETTINGS
+from storage import messages, rooms
+from storage.db import Database
+from storage.messages import Appended, NewMessage
+from storage.rooms import RoomAccess
+
+logger = logging.getLogger(__name__)
+
+REPLAY_PAGE = 1000
+
+#: Test-only: set before startup to make RoomActors crash on chosen messages.
+FAULTS: web.AppKey[FaultHook] = web.AppKey("faults")
+
+
+class SqlMessageStore:
+    """`MessageStore` on storage/messages.py: one transaction per batch (group commit)."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def append_many(self, batch: Sequence[NewMessage]) -> list[Appended]:
+        async with self._database.sessions.begin() as session:
+            return await messages.append_many(session, batch)
+
+    async def events_between(self, room_id: str, after: int, upto: int) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        async with self._database.sessions() as session:
+            while after < upto:
+                page = await messages.page(
+                    session, room_id, after_seq=after, before_seq=upto + 1, limit=REPLAY_PAGE
+                )
+                if not page.items:
+                    break
+                events.extend(message.to_event() for message in page.items)
+                after = page.items[-1].seq
+        return events
+
+    async def last_seq(self, room_id: str) -> int | None:
+        async with self._database.sessions() as session:
+            room = await rooms.get(session, room_id)
+        return None if room is None else room.last_seq
+
+
+class SqlRoomDirectory:
+    """`RoomDirectory` on storage/rooms.py: the room exists and the user is in its team."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def access(self, user_id: str, room_id: str) -> RoomAccess | None:
+        async with self._database.sessions() as session:
+            return await rooms.access(session, room_id, user_id)
+
+
+async def _hub(app: web.Application) -> AsyncIterator[None]:
+    database = app[DATABASE]
+    metrics = app[METRICS]
+    settings = app[SETTINGS]
+
+    async def verify(token: str) -> tuple[UserRef, float]:
+        return await ws.verify_token(app, token)
+
+    hub = Hub(
+        store=SqlMessageStore(database),
+        directory=SqlRoomDirectory(database),
+        bus=app[BUS],
+        verify=verify,
+        config=HubConfig(
+            outbound_soft_limit=settings.ws_outbound_soft_limit,
+            outbound_hard_limit=settings.ws_outbound_hard_limit,
+        ),
+        fault=app.get(FAULTS),
+        on_crash=lambda name, exc: metrics.actor_crashes.labels(name.split(":")[0]).inc(),
+    )
+    app[HUB] = hub
+    unregister = app[REVOCATIONS].register(lambda user_id: _revoked(hub, user_id))
+    hub.start()
+    yield
+    unregister()
+    await hub.close()
+
+
+def _revoked(hub: Hub, user_id: str) -> None:
+    closed = hub.revoke_user(user_id)
+    logger.info("tokens of user=%s revoked: closing %d websockets", user_id, closed)
+
+
+@require_admin
+async def actor_tree(request: web.Request) -> web.Response:
+    """The live actor tree: name, kind, state, mailbox depth, restarts, age, children."""
+    tree = [dataclasses.asdict(node) for node in request.app[HUB].snapshot()]
+    return json_response({"items": tree})
+
+
+async def _going_away(app: web.Application) -> None:
+    """On shutdown, tell every client to reconnect elsewhere (4503) before sockets drop."""
+    if HUB in app:
+        app[HUB].close_all(4503, "server shutting down")
+
+
+def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(_hub)
+    app.on_shutdown.append(_going_away)
+    ws.setup(app)
+    app.router.add_get("/api/v1/admin/actors", actor_tree)

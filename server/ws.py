@@ -1,0 +1,243 @@
+"""The websocket endpoint (PROTOCOL.md, WebSocket): the only module that touches a socket.
+
+One connection is three parts: this module's read loop (decode, validate, rate-limit,
+hand to the session actor), the session actor (actors/session.py) that does the work,
+and a writer task that drains the session's bounded outbound queue into the socket. A
+client that stops reading fills its own queue and is closed with 4509; nobody waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from actors.errors import ActorError, MailboxFull
+from actors.events import error_frame, frame
+from actors.hub import Hub
+from actors.ports import UserRef
+from actors.requests import Auth, parse_request, request_id
+from actors.session import SessionActor
+from errors import Forbidden, Invalid, Unauthorized
+from server.auth.guard import bearer_token
+from server.state import HUB, SETTINGS, TOKENS
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT = 25
+MAX_FRAME = 64 * 1024
+AUTH_DEADLINE = 10.0
+CLOSE_TIMEOUT = 2.0
+
+
+async def verify_token(app: web.Application, token: str) -> tuple[UserRef, float]:
+    """The user behind an access token and when it expires. Raises Unauthorized."""
+    user, claims = await app[TOKENS].authenticate(token)
+    return UserRef(user.id, user.name), float(claims.expires_at)
+
+
+def origin_allowed(request: web.Request, origin: str) -> bool:
+    """Allowed origins from settings, or the server's own origin (same-origin pages)."""
+    allowed = request.app[SETTINGS].allowed_origins
+    if origin.rstrip("/") in allowed or "*" in allowed:
+        return True
+    return urlsplit(origin).netloc == request.host
+
+
+@dataclass(slots=True)
+class TokenBucket:
+    """Frames per second with a burst allowance, per connection."""
+
+    rate: float
+    burst: float
+    tokens: float = 0.0
+    stamp: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.tokens = self.burst
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class Connection:
+    """One authenticated websocket: read loop, writer task, and the way to close."""
+
+    def __init__(self, ws: web.WebSocketResponse, hub: Hub, bucket: TokenBucket) -> None:
+        self.ws = ws
+        self.hub = hub
+        self.bucket = bucket
+        self._writer: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Close with `code` from any task (actors call this); the first code wins."""
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._close(code, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        logger.info("ws closing code=%d reason=%s", code, reason)
+        await self._stop_writer()  # it may be stuck on a peer that does not read
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self.ws.close(code=code, message=reason.encode())
+        except TimeoutError:
+            # A peer that does not read cannot take the close frame either.
+            transport = self.ws._req.transport if self.ws._req else None  # noqa: SLF001
+            if transport is not None:
+                transport.close()
+
+    async def serve(self, session: SessionActor) -> None:
+        """Run the writer beside the read loop; tidy up whichever way the connection ends."""
+        self._writer = asyncio.create_task(self.write(session), name=f"ws writer {session.name}")
+        try:
+            await self.read(session)
+        finally:
+            await self.hub.close_session(session)
+            await self._stop_writer()
+            if self._closing is not None:
+                await self._closing
+
+    async def _stop_writer(self) -> None:
+        writer = self._writer
+        if writer is None or writer is asyncio.current_task():
+            return
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await writer
+
+    async def write(self, session: SessionActor) -> None:
+        """Drain the outbound queue into the socket until it closes."""
+        while frames := await session.outbound.take():
+            for data in frames:
+                await self.ws.send_frame(data, WSMsgType.TEXT)
+        if session.outbound.overflowed:
+            self.close_soon(4509, "slow consumer")
+
+    async def read(self, session: SessionActor) -> None:
+        """Hand every frame to the session until the peer or the server closes."""
+        while not self.ws.closed:
+            message = await self.ws.receive()
+            if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                return
+            if message.type is WSMsgType.ERROR:
+                return  # aiohttp already closed it (1009 for a frame over the limit)
+            if message.type is WSMsgType.BINARY:
+                self.close_soon(1003, "binary frames are not accepted")
+                return
+            if not self.bucket.take():
+                self.close_soon(4429, "too many frames per second")
+                return
+            if not self.handle_text(session, message.data):
+                return
+
+    def handle_text(self, session: SessionActor, text: str) -> bool:
+        """Decode one frame and give it to the session; False when the connection must end."""
+        try:
+            data = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            self.close_soon(4400, "frame is not JSON")
+            return False
+        if not isinstance(data, dict) or "type" not in data:
+            self.close_soon(4400, "frame must be a JSON object with a type")
+            return False
+        try:
+            session.tell(parse_request(data))
+        except Invalid as exc:
+            session.outbound.put(error_frame("invalid", exc.message, request_id(data)), "error")
+        except MailboxFull:
+            session.outbound.put(
+                error_frame("rate_limited", "too many requests in flight", request_id(data)),
+                "error",
+            )
+        except ActorError:
+            self.close_soon(1011, "session ended")
+            return False
+        return True
+
+
+async def _first_frame_auth(
+    app: web.Application, ws: web.WebSocketResponse
+) -> tuple[UserRef, float, Any] | None:
+    """Wait for the `auth` frame; None (and the socket closed) when it does not come right."""
+    try:
+        message = await ws.receive(timeout=AUTH_DEADLINE)
+    except TimeoutError:
+        await ws.close(code=4408, message=b"no auth within 10 s")
+        return None
+    if message.type is not WSMsgType.TEXT:
+        code = 1003 if message.type is WSMsgType.BINARY else 4401
+        if not ws.closed:
+            await ws.close(code=code, message=b"authenticate first")
+        return None
+    try:
+        request = parse_request(orjson.loads(message.data))
+        if not isinstance(request, Auth):
+            raise Unauthorized("the first frame must be auth")
+        user, expires = await verify_token(app, request.token)
+    except (orjson.JSONDecodeError, Invalid, Unauthorized):
+        await ws.close(code=4401, message=b"not authenticated")
+        return None
+    return user, expires, request.id
+
+
+def _ready(user: UserRef, session: SessionActor, re: Any) -> bytes:
+    payload: dict[str, Any] = {
+        "type": "ready",
+        "user": user.to_json(),
+        "session": session.session_id,
+        "heartbeat": HEARTBEAT,
+    }
+    if re is not None:
+        payload["re"] = re
+    return frame(payload)
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    """`GET /ws`: check origin and header token, upgrade, authenticate, then serve."""
+    origin = request.headers.get("Origin")
+    if origin is not None and not origin_allowed(request, origin):
+        raise Forbidden("origin not allowed")
+    header_auth = None
+    if "Authorization" in request.headers:
+        header_auth = await verify_token(request.app, bearer_token(request))
+    # No permessage-deflate: compressing each frame once per recipient would undo the
+    # encode-once fan-out, and chat frames are small.
+    ws = web.WebSocketResponse(
+        heartbeat=HEARTBEAT, max_msg_size=MAX_FRAME, autoping=True, compress=False
+    )
+    await ws.prepare(request)
+    authed = (*header_auth, None) if header_auth else await _first_frame_auth(request.app, ws)
+    if authed is None:
+        return ws
+    user, expires, re = authed
+    await _serve(request.app, ws, user, expires, re)
+    return ws
+
+
+async def _serve(
+    app: web.Application, ws: web.WebSocketResponse, user: UserRef, expires: float, re: Any
+) -> None:
+    settings = app[SETTINGS]
+    hub = app[HUB]
+    connection = Connection(ws, hub, TokenBucket(settings.ws_frames_per_second, settings.ws_burst))
+    session = hub.open_session(user, expires, connection.close_soon)
+    session.outbound.put(_ready(user, session, re), "ready")
+    await connection.serve(session)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/ws", websocket)
