@@ -64,10 +64,14 @@ def _superuser(settings: Settings, args: argparse.Namespace) -> int:
     email = args.email or input("Email: ").strip()
     name = args.name or input("Name: ").strip() or email.split("@")[0]
     password = args.password or getpass.getpass("Password (at least 10 characters): ")
-    if len(password) < 10:
-        print("password: at least 10 characters", file=sys.stderr)  # noqa: T201
-        return 2
     from errors import RoomcastError
+    from server.auth.policy import check_new_password
+
+    try:
+        check_new_password(password)
+    except ValueError as exc:
+        print(f"password: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
 
     try:
         asyncio.run(_create_superuser(settings, email, name, password))

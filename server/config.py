@@ -68,6 +68,8 @@ class Settings:
     ws_burst: float = 100.0
     ws_outbound_soft_limit: int = 256 * 1024
     ws_outbound_hard_limit: int = 1024 * 1024
+    # A connection whose token expired this long ago without a re-auth is closed (4401).
+    ws_token_grace: float = 60.0
     refresh_token_ttl: int = 30 * 24 * 3600
     argon2: Argon2Params = Argon2Params()
     plans: PlanLimits = PlanLimits()

@@ -12,13 +12,15 @@ from aiohttp import web
 from actors.hub import Hub, HubConfig
 from actors.ports import UserRef
 from actors.room import FaultHook
+from actors.session import SessionLimits
 from server import ws
 from server.auth.guard import require_admin
 from server.http.json import json_response
-from server.state import BUS, DATABASE, HUB, METRICS, REVOCATIONS, SETTINGS
+from server.state import BUS, CACHE, DATABASE, HUB, METRICS, REVOCATIONS, SETTINGS
 from storage import messages, rooms
 from storage.db import Database
 from storage.messages import Appended, NewMessage
+from storage.room_lists import RoomListCache
 from storage.rooms import RoomAccess
 
 logger = logging.getLogger(__name__)
@@ -30,14 +32,24 @@ FAULTS: web.AppKey[FaultHook] = web.AppKey("faults")
 
 
 class SqlMessageStore:
-    """`MessageStore` on storage/messages.py: one transaction per batch (group commit)."""
+    """`MessageStore` on storage/messages.py: one transaction per batch (group commit).
 
-    def __init__(self, database: Database) -> None:
+    A commit moves the rooms' `last_seq`, which the cached room lists show, so each
+    commit invalidates the lists of the teams it touched.
+    """
+
+    def __init__(self, database: Database, room_lists: RoomListCache) -> None:
         self._database = database
+        self._room_lists = room_lists
+        self._team_of: dict[str, str] = {}  # filled by last_seq, which every room starts with
 
     async def append_many(self, batch: Sequence[NewMessage]) -> list[Appended]:
         async with self._database.sessions.begin() as session:
-            return await messages.append_many(session, batch)
+            appended = await messages.append_many(session, batch)
+        teams = {self._team_of.get(message.room_id) for message in batch}
+        for team_id in teams - {None}:
+            await self._room_lists.invalidate(str(team_id))
+        return appended
 
     async def events_between(self, room_id: str, after: int, upto: int) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
@@ -55,7 +67,10 @@ class SqlMessageStore:
     async def last_seq(self, room_id: str) -> int | None:
         async with self._database.sessions() as session:
             room = await rooms.get(session, room_id)
-        return None if room is None else room.last_seq
+        if room is None:
+            return None
+        self._team_of[room_id] = room.team_id
+        return room.last_seq
 
 
 class SqlRoomDirectory:
@@ -78,13 +93,14 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         return await ws.verify_token(app, token)
 
     hub = Hub(
-        store=SqlMessageStore(database),
+        store=SqlMessageStore(database, RoomListCache(app[CACHE])),
         directory=SqlRoomDirectory(database),
         bus=app[BUS],
         verify=verify,
         config=HubConfig(
             outbound_soft_limit=settings.ws_outbound_soft_limit,
             outbound_hard_limit=settings.ws_outbound_hard_limit,
+            session_limits=SessionLimits(expiry_grace=settings.ws_token_grace),
         ),
         fault=app.get(FAULTS),
         on_crash=lambda name, exc: metrics.actor_crashes.labels(name.split(":")[0]).inc(),

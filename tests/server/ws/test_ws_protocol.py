@@ -239,3 +239,67 @@ async def test_server_keeps_serving_after_hostile_connections(client, database):
     await ws.close()
     health = await client.get("/health")
     assert health.status == 200
+
+
+async def test_an_expired_token_closes_the_connection_with_4401_unless_refreshed(
+    make_client, database
+):
+    client = await make_client(access_token_ttl=1, ws_token_grace=0.5)
+    account = (await shared_room(client, database, 1)).accounts[0]
+    lapsing = await connect(client, account)
+    refreshed = await connect(client, account)
+    await asyncio.sleep(0.8)
+    login = await client.post(
+        "/api/v1/auth/login", json={"email": account.email, "password": account.password}
+    )
+    fresh = (await login.json())["access_token"]
+    await refreshed.send_json({"type": "auth", "token": fresh, "id": "again"})
+    again = await receive(refreshed, "ready")
+    assert again["re"] == "again"
+    assert again["user"]["id"] == account.id
+    assert await closed_with(lapsing, timeout=5) == 4401
+    await refreshed.send_json({"type": "ping"})
+    assert (await receive(refreshed))["type"] == "pong"
+    await refreshed.close()
+
+
+async def test_reauth_with_a_bad_token_closes_with_4401(client, database):
+    ws = await connect(client, (await shared_room(client, database, 1)).accounts[0])
+    await ws.send_json({"type": "auth", "token": "garbage"})
+    assert await closed_with(ws) == 4401
+
+
+async def test_reauth_as_another_user_is_refused_and_the_session_stays(client, database):
+    setup = await shared_room(client, database, 2)
+    ws = await connect(client, setup.accounts[0])
+    await ws.send_json({"type": "auth", "token": setup.accounts[1].access_token, "id": 1})
+    error = await receive(ws, "error")
+    assert error["code"] == "invalid"
+    await ws.send_json({"type": "ping"})
+    assert (await receive(ws))["type"] == "pong"
+    await ws.close()
+
+
+async def test_cancel_without_a_running_generation_is_not_found(client, database):
+    setup = await shared_room(client, database, 1)
+    ws = await connect(client, setup.accounts[0])
+    await join(ws, setup.room_id)
+    await ws.send_json({"type": "cancel", "room": setup.room_id, "gen": "g-1", "id": "c"})
+    error = await receive(ws, "error")
+    assert error["code"] == "not_found"
+    assert error["re"] == "c"
+    await ws.close()
+
+
+async def test_room_list_shows_the_new_last_seq_right_after_a_send(client, database):
+    setup = await shared_room(client, database, 1)
+    account = setup.accounts[0]
+    listing = await client.get(f"/api/v1/teams/{setup.team_id}/rooms", headers=account.headers)
+    assert (await listing.json())["items"][0]["last_seq"] == 0
+    ws = await connect(client, account)
+    await join(ws, setup.room_id)
+    await ws.send_json({"type": "send", "room": setup.room_id, "body": "hello"})
+    assert (await receive(ws, "ack"))["seq"] == 1
+    listing = await client.get(f"/api/v1/teams/{setup.team_id}/rooms", headers=account.headers)
+    assert (await listing.json())["items"][0]["last_seq"] == 1
+    await ws.close()
