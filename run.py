@@ -1,4 +1,4 @@
-"""Roomcast's one entry point: serve (default), migrate, createsuperuser."""
+"""Roomcast's one entry point: serve (default), migrate, createsuperuser, billing-sync."""
 
 from __future__ import annotations
 
@@ -81,6 +81,20 @@ def _superuser(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _billing_sync(settings: Settings) -> int:
+    if not settings.stripe_secret_key:
+        print("billing-sync needs STRIPE_SECRET_KEY", file=sys.stderr)  # noqa: T201
+        return 2
+    from server.billing import sync
+
+    report = asyncio.run(sync.run(settings))
+    print(  # noqa: T201
+        f"billing-sync: teams checked {report.teams}, repaired {report.repaired}, "
+        f"failed {report.failed}"
+    )
+    return 1 if report.failed else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run.py",
@@ -94,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     superuser.add_argument("--email")
     superuser.add_argument("--name")
     superuser.add_argument("--password", help="prefer the prompt or ROOMCAST_PASSWORD")
+    commands.add_parser(
+        "billing-sync", help="re-read every team's subscription from Stripe, repair local state"
+    )
     return parser
 
 
@@ -107,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     if args.command == "migrate":
         return _migrate(settings)
+    if args.command == "billing-sync":
+        return _billing_sync(settings)
     if args.command == "createsuperuser":
         import os
 

@@ -1,0 +1,1 @@
+"""Billing: plans and their AI allowance, Stripe checkout and portal, webhooks, reconciliation."""
