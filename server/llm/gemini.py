@@ -1,0 +1,234 @@
+"""`GeminiLLM`: the `LLM` interface on google-genai's async streaming API.
+
+The SDK is asked for `streamGenerateContent?alt=sse` and its chunks are turned into
+`Chunk`s; its errors into `LLMError`s. Two SDK behaviours shape this module:
+
+- Closing the SDK's stream generator (`aclose()`) does not close the HTTP response: its
+  inner generators are only finalised later, and meanwhile the server goes on streaming.
+  Cancelling a task that is awaiting the next chunk does close it at once. So a small
+  pump task reads the SDK stream one chunk ahead of the consumer, and closing our stream
+  cancels the pump: the upstream request stops within one chunk.
+- Automatic continuation (on by default since google-genai 3.x) is kept on: an answer
+  that hits the per-request limit with `CONTINUATION` goes on in a follow-up request the
+  SDK makes itself, and arrives here as one stream whose usage is summed over the hops.
+  Quota is counted per prompt by the caller, so the extra requests cost nothing there.
+
+Retries are left to `ResilientLLM`: the SDK gets `attempts=1`, which also stops it from
+retrying a refused connection by itself after a random 1-10 s sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+
+import aiohttp
+from google import genai
+from google.genai import errors, types
+
+from actors.llm import (
+    Chunk,
+    Finish,
+    LLMError,
+    Prompt,
+    PromptBlocked,
+    ProviderRateLimited,
+    ProviderUnavailable,
+    Usage,
+)
+
+# What the pump hands the consumer: a chunk, the error that ended the stream, or None at
+# the end of the stream.
+_Item = types.GenerateContentResponse | Exception | None
+
+# The request's total timeout surfaces as TimeoutError; unparseable chunks as
+# UnknownApiResponseError.
+_NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError, errors.UnknownApiResponseError)
+
+_SAFETY = frozenset(
+    {
+        types.FinishReason.SAFETY,
+        types.FinishReason.RECITATION,
+        types.FinishReason.PROHIBITED_CONTENT,
+        types.FinishReason.BLOCKLIST,
+        types.FinishReason.SPII,
+        types.FinishReason.IMAGE_SAFETY,
+        types.FinishReason.IMAGE_PROHIBITED_CONTENT,
+        types.FinishReason.IMAGE_RECITATION,
+    }
+)
+# CONTINUATION reaches us only when the SDK could not continue (no token): the answer
+# stopped at a per-request limit, which is what `length` means.
+_LENGTH = frozenset({types.FinishReason.MAX_TOKENS, types.FinishReason.CONTINUATION})
+
+
+class GeminiLLM:
+    """Gemini through google-genai; `base_url` points the real SDK at another server (tests).
+
+    Args:
+        api_key: sent as `x-goog-api-key`.
+        model: the model id, e.g. "gemini-2.5-flash"; also the name `ai.start` shows.
+        base_url: overrides the SDK's endpoint (and the GOOGLE_GEMINI_BASE_URL variable).
+        request_timeout_s: budget for one whole upstream request, streaming included. A
+            backstop only: the first-token and idle timeouts are `ResilientLLM`'s.
+        http_session: an aiohttp session to send requests with; the caller closes it.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        model: str,
+        *,
+        base_url: str | None = None,
+        request_timeout_s: float = 300.0,
+        http_session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self._api_key = api_key
+        self._model = model
+        self._base_url = base_url
+        self._timeout_ms = round(request_timeout_s * 1000)
+        self._session = http_session
+        self._owns_session = http_session is None
+        self._client: genai.Client | None = None
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    async def stream(self, prompt: Prompt) -> AsyncGenerator[Chunk, None]:
+        """Stream the answer; see `actors.llm` for the contract. Raises LLMError."""
+        queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=1)
+        pump = asyncio.create_task(self._pump(prompt, queue), name=f"gemini:{self._model}")
+        usage: Usage | None = None
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    # Gemini always ends an answer with a finishReason; without one the
+                    # text is incomplete and must not pass for a whole answer.
+                    raise ProviderUnavailable("the model's answer was cut off")
+                if isinstance(item, Exception):
+                    raise _translate(item)
+                text, finish, chunk_usage = _read(item)
+                usage = chunk_usage or usage
+                if finish is not None:
+                    yield Chunk(text, finish, usage)
+                    return
+                if text:
+                    yield Chunk(text)
+        finally:
+            pump.cancel()
+            await asyncio.wait([pump])
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aio.aclose()
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+
+    def _sdk(self) -> genai.Client:
+        """The SDK client, made on first use: its aiohttp session must be made in the loop."""
+        if self._client is None:
+            if self._session is None:
+                # Our own plain session: the SDK's default one subclasses ClientSession,
+                # which aiohttp deprecates with a warning on every first request.
+                self._session = aiohttp.ClientSession(trust_env=True)
+            options = types.HttpOptions(
+                base_url=self._base_url,
+                api_version="v1beta",
+                timeout=self._timeout_ms,
+                retry_options=types.HttpRetryOptions(attempts=1),
+                aiohttp_client=self._session,
+            )
+            self._client = genai.Client(api_key=self._api_key, vertexai=False, http_options=options)
+        return self._client
+
+    async def _pump(self, prompt: Prompt, queue: asyncio.Queue[_Item]) -> None:
+        """Read the SDK stream into `queue`, one chunk ahead of the consumer."""
+        try:
+            upstream = await self._sdk().aio.models.generate_content_stream(
+                model=self._model, contents=_contents(prompt), config=_config(prompt)
+            )
+            async for response in upstream:
+                await queue.put(response)
+        except Exception as exc:  # not handled here: handed over to the consumer's task
+            await queue.put(exc)
+            return
+        await queue.put(None)
+
+
+def _contents(prompt: Prompt) -> list[types.Content]:
+    return [
+        types.Content(role=turn.role, parts=[types.Part(text=turn.text)]) for turn in prompt.turns
+    ]
+
+
+def _config(prompt: Prompt) -> types.GenerateContentConfig:
+    # Safety settings stay at the provider's defaults; a blocked answer ends as `safety`.
+    return types.GenerateContentConfig(
+        system_instruction=prompt.system,
+        max_output_tokens=prompt.max_output_tokens,
+        temperature=prompt.temperature,
+        automatic_continuation=True,
+    )
+
+
+def _read(response: types.GenerateContentResponse) -> tuple[str, Finish | None, Usage | None]:
+    """The visible text, the mapped finish and the usage of one SDK chunk.
+
+    Raises:
+        PromptBlocked: the chunk has no candidates, only promptFeedback.blockReason.
+    """
+    usage = _usage(response.usage_metadata)
+    if not response.candidates:
+        feedback = response.prompt_feedback
+        if feedback is not None and feedback.block_reason is not None:
+            reason = str(feedback.block_reason.value).lower()
+            raise PromptBlocked(f"the prompt was blocked by the model provider ({reason})")
+        return "", None, usage
+    candidate = response.candidates[0]
+    parts = candidate.content.parts if candidate.content and candidate.content.parts else []
+    # Thought summaries (only sent when asked for) are not part of the answer.
+    text = "".join(part.text for part in parts if part.text and not part.thought)
+    return text, _finish(candidate.finish_reason), usage
+
+
+def _finish(reason: types.FinishReason | None) -> Finish | None:
+    if reason is None or reason == types.FinishReason.FINISH_REASON_UNSPECIFIED:
+        return None
+    if reason in _LENGTH:
+        return "length"
+    if reason in _SAFETY:
+        return "safety"
+    # STOP, and the rarer terminal reasons (OTHER, LANGUAGE, MALFORMED_...): the answer
+    # is over and what arrived is all there is.
+    return "stop"
+
+
+def _usage(metadata: types.GenerateContentResponseUsageMetadata | None) -> Usage | None:
+    if metadata is None:
+        return None
+    # Thinking tokens are billed as output, so they count as output here too.
+    output = metadata.candidates_token_count, metadata.thoughts_token_count
+    output_tokens = None if output == (None, None) else sum(n or 0 for n in output)
+    return Usage(input_tokens=metadata.prompt_token_count, output_tokens=output_tokens)
+
+
+def _translate(exc: Exception) -> Exception:
+    """The LLMError a client sees for an upstream failure (caused by it); others unchanged."""
+    translated: LLMError
+    if isinstance(exc, errors.APIError):
+        if exc.code == 429:
+            translated = ProviderRateLimited()
+        elif 400 <= exc.code < 500 and exc.code != 408:
+            # Our request was refused (bad key, unknown model, prompt too long): the
+            # provider is unusable for it, and sending it again will not change that.
+            translated = ProviderUnavailable("model provider refused the request", retryable=False)
+        else:
+            translated = ProviderUnavailable()
+    elif isinstance(exc, _NETWORK_ERRORS):
+        translated = ProviderUnavailable()
+    else:
+        return exc
+    translated.__cause__ = exc
+    return translated
