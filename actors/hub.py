@@ -13,7 +13,7 @@ from actors.actor import ActorSnapshot
 from actors.outbound import OutboundQueue
 from actors.ports import MessageStore, RoomDirectory, UserRef
 from actors.registry import Registry
-from actors.room import FaultHook, RoomActor
+from actors.room import AssistantDeps, FaultHook, RoomActor
 from actors.session import SessionActor, SessionLimits, Verifier
 from actors.supervisor import RestartPolicy, Supervisor
 from storage.bus import Bus
@@ -42,6 +42,7 @@ class Hub:
         verify: Verifier,
         config: HubConfig = HubConfig(),
         fault: FaultHook | None = None,
+        assistant: AssistantDeps | None = None,
         on_crash: Callable[[str, Exception], None] | None = None,
     ) -> None:
         self._store = store
@@ -50,6 +51,7 @@ class Hub:
         self._verify = verify
         self._config = config
         self._fault = fault
+        self._assistant = assistant
         policy = RestartPolicy(max_restarts=5, within=10.0)
         self.rooms: Registry[str, RoomActor] = Registry(
             self._make_room,
@@ -62,7 +64,9 @@ class Hub:
         self._expiry: asyncio.Task[None] | None = None
 
     def _make_room(self, room_id: str) -> RoomActor:
-        return RoomActor(room_id, store=self._store, bus=self._bus, fault=self._fault)
+        return RoomActor(
+            room_id, store=self._store, bus=self._bus, fault=self._fault, assistant=self._assistant
+        )
 
     def room(self, room_id: str) -> RoomActor:
         return self.rooms.get_or_spawn(room_id)

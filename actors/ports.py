@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from storage.messages import Appended, NewMessage
-from storage.rooms import RoomAccess
+from storage.messages import Appended, NewMessage, StoredMessage
+from storage.rooms import RoomAccess, RoomRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +35,12 @@ class MessageStore(Protocol):
         """The stored events with `after < seq <= upto`, ascending."""
         ...
 
-    async def last_seq(self, room_id: str) -> int | None:
-        """The room's newest `seq`; None when the room does not exist."""
+    async def room(self, room_id: str) -> RoomRecord | None:
+        """The room's settings and newest `seq`; None when it does not exist."""
+        ...
+
+    async def recent(self, room_id: str, upto: int, limit: int) -> list[StoredMessage]:
+        """The newest `limit` messages with `seq <= upto`, ascending (the model's context)."""
         ...
 
 

@@ -16,14 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from actors.actor import Actor, reject, resolve
+from actors.assistant import AssistantConfig, Job, Quotas, Run, build_prompt, wants_answer
 from actors.errors import ActorStopped, MailboxFull
-from actors.events import RoomEvent, frame
+from actors.events import RoomEvent, error_frame, frame
+from actors.llm import LLM, Prompt
 from actors.outbound import OutboundQueue
 from actors.ports import MessageStore, UserRef
-from errors import NotFound, Unavailable
+from errors import Forbidden, NotFound, Unavailable
 from storage.bus import Bus, BusEvent, Subscription
-from storage.messages import Appended, NewMessage
+from storage.messages import Appended, NewMessage, StoredMessage
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +59,39 @@ class Exit:
 class Post:
     message: NewMessage
     reply: asyncio.Future[Appended]
+    ai: bool | None = None
+    sender: OutboundQueue | None = None  # where to tell the sender of a refused prompt
+    re: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prompted:
+    """A committed user message; the room decides whether the assistant answers it."""
+
+    post: Post
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelGeneration:
+    gen_id: str
+    user_id: str
+    may_cancel_any: bool  # team owners and admins may stop anyone's generation
+    reply: asyncio.Future[None]
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationDone:
+    gen_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantDeps:
+    """What a room needs to answer: the model, the quotas, the limits."""
+
+    llm: LLM
+    quotas: Quotas
+    config: AssistantConfig = AssistantConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +109,27 @@ class FillGap:
     pass
 
 
-RoomMessage = Enter | Exit | Post | Typing | Delivered | FillGap
+RoomMessage = (
+    Enter
+    | Exit
+    | Post
+    | Typing
+    | Delivered
+    | FillGap
+    | Prompted
+    | CancelGeneration
+    | GenerationDone
+)
+
+
+@dataclass(slots=True)
+class LiveGeneration:
+    """The text so far of a running generation, for members who join mid-answer."""
+
+    start: bytes
+    gen_id: str
+    parts: list[str] = field(default_factory=list)
+
 
 #: A test-only hook called with every message before it is handled; raising crashes the room.
 FaultHook = Callable[[str, RoomMessage], None]
@@ -95,6 +152,7 @@ class RoomActor(Actor[RoomMessage]):
         batch_max: int = 512,
         gap_hold: float = 0.2,
         fault: FaultHook | None = None,
+        assistant: AssistantDeps | None = None,
     ) -> None:
         super().__init__(f"room:{room_id}", mailbox_size=mailbox_size)
         self.room_id = room_id
@@ -113,15 +171,19 @@ class RoomActor(Actor[RoomMessage]):
         self._committer: asyncio.Task[None] | None = None
         self._closing = False
         self._subscription: Subscription | None = None
+        self._assistant = assistant
+        self._queue: list[Job] = []
+        self._running: tuple[Run, asyncio.Task[None]] | None = None
+        self._live: LiveGeneration | None = None
 
     # Life.
 
     async def on_start(self) -> None:
         if self.delivered_seq is None:
-            last = await self._store.last_seq(self.room_id)
-            if last is None:
+            room = await self._store.room(self.room_id)
+            if room is None:
                 raise NotFound("no such room")
-            self.delivered_seq = last
+            self.delivered_seq = room.last_seq
         if self._subscription is None:
             self._subscription = await self._bus.subscribe(topic(self.room_id), self._from_bus)
         if self._committer is None or self._committer.done():
@@ -132,6 +194,9 @@ class RoomActor(Actor[RoomMessage]):
             self._closing = True  # the committer commits what was accepted, then ends
             self._has_pending.set()
             await self._committer
+        self._queue.clear()
+        if self._running is not None:
+            self._running[1].cancel()  # it announces ai.error `interrupted` as it goes
         if self._subscription is not None:
             self._subscription.close()
             self._subscription = None
@@ -139,7 +204,8 @@ class RoomActor(Actor[RoomMessage]):
             self._gap_timer.cancel()
 
     def is_idle(self) -> bool:
-        return not self.members and not self._pending and super().is_idle()
+        busy = self._pending or self._running is not None or self._queue
+        return not self.members and not busy and super().is_idle()
 
     def _from_bus(self, bus_event: BusEvent) -> None:
         try:
@@ -177,6 +243,14 @@ class RoomActor(Actor[RoomMessage]):
                 await self._publish(RoomEvent.of(typing, origin=user.id))
             case FillGap():
                 await self._fill_gap()
+            case Prompted():
+                await self._prompted(message)
+            case CancelGeneration():
+                self._cancel(message)
+            case GenerationDone(gen_id=gen_id):
+                if self._running is not None and self._running[0].job.gen_id == gen_id:
+                    self._running = None
+                self._start_next()
 
     async def _enter(self, enter: Enter) -> None:
         member = enter.member
@@ -195,6 +269,17 @@ class RoomActor(Actor[RoomMessage]):
         if enter.since is not None and enter.since < last:
             for event in await self._store.events_between(self.room_id, enter.since, last):
                 member.outbound.put(frame(event), event["type"])
+        if self._live is not None:
+            member.outbound.put(self._live.start, "ai.start", self._live.gen_id)
+            catch_up = {
+                "type": "ai.delta",
+                "room": self.room_id,
+                "gen": self._live.gen_id,
+                "i": len(self._live.parts) - 1,
+                "text": "".join(self._live.parts),
+                "full": True,
+            }
+            member.outbound.put(frame(catch_up), "ai.delta.full", self._live.gen_id)
         resolve(enter.reply, last)
         if first_of_user:
             await self._presence(member.user, "online")
@@ -225,6 +310,8 @@ class RoomActor(Actor[RoomMessage]):
 
     def _deliver(self, event: RoomEvent) -> None:
         if event.seq is None:
+            if event.kind.startswith("ai."):
+                self._track(event)
             self._fan_out(event)
             return
         delivered = self.delivered_seq or 0
@@ -241,6 +328,17 @@ class RoomActor(Actor[RoomMessage]):
         while (following := self._held.pop((self.delivered_seq or 0) + 1, None)) is not None:
             self._fan_out(following)
             self.delivered_seq = following.seq
+
+    def _track(self, event: RoomEvent) -> None:
+        """Keep the text so far of the running generation (from this or another instance)."""
+        if event.kind == "ai.start" and event.gen is not None:
+            self._live = LiveGeneration(event.frame, event.gen)
+        elif self._live is None or event.gen != self._live.gen_id:
+            return
+        elif event.kind == "ai.delta":
+            self._live.parts.append(orjson.loads(event.frame)["text"])
+        elif event.kind in ("ai.end", "ai.error"):
+            self._live = None
 
     def _fan_out(self, event: RoomEvent) -> None:
         overflowed = []
@@ -300,6 +398,75 @@ class RoomActor(Actor[RoomMessage]):
             return
         for post, appended in zip(batch, results, strict=True):
             resolve(post.reply, appended)
-        for appended in results:
+        for post, appended in zip(batch, results, strict=True):
             if not appended.duplicate:
                 await self._publish(RoomEvent.of(appended.message.to_event()))
+                if self._assistant is not None and post.message.author.kind == "user":
+                    self._tell_self(Prompted(post, appended.message.seq))
+
+    # The assistant.
+
+    def _tell_self(self, message: RoomMessage) -> None:
+        try:
+            self.tell(message)
+        except (MailboxFull, ActorStopped):
+            logger.warning("room %s: dropped %s", self.room_id, type(message).__name__)
+
+    async def _prompted(self, prompted: Prompted) -> None:
+        """Queue an answer if the room's mode asks for one and the sender has quota left."""
+        assert self._assistant is not None  # noqa: S101 - only told when configured
+        room = await self._store.room(self.room_id)
+        if room is None or not wants_answer(room.assistant, prompted.post.ai):
+            return
+        post = prompted.post
+        author_id = post.message.author.id or ""
+        if len(self._queue) >= self._assistant.config.queue_size:
+            self._refuse(post, "rate_limited", "the assistant is busy in this room; try later")
+            return
+        if not await self._assistant.quotas.try_consume(author_id):
+            self._refuse(post, "quota_exceeded", "your plan's daily AI allowance is used up")
+            return
+        self._queue.append(Job(self.room_id, prompted.seq, author_id))
+        self._start_next()
+
+    def _refuse(self, post: Post, code: str, message: str) -> None:
+        if post.sender is not None:
+            post.sender.put(error_frame(code, message, post.re), "error")
+
+    def _start_next(self) -> None:
+        if self._running is not None or not self._queue or self._assistant is None:
+            return
+        job = self._queue.pop(0)
+        run = Run(
+            job,
+            llm=self._assistant.llm,
+            load=self._load_context,
+            store=self._store_answer,
+            publish=lambda payload: self._publish(RoomEvent.of(payload)),
+        )
+        task = asyncio.create_task(run.run(), name=f"{self.name} gen {job.gen_id}")
+        task.add_done_callback(lambda _: self._tell_self(GenerationDone(job.gen_id)))
+        self._running = (run, task)
+
+    async def _load_context(self, job: Job) -> Prompt:
+        assert self._assistant is not None  # noqa: S101 - only called when configured
+        config = self._assistant.config
+        room = await self._store.room(self.room_id)
+        history = await self._store.recent(self.room_id, job.prompt_seq, config.context_messages)
+        return build_prompt(room.system_prompt if room else None, history, config)
+
+    async def _store_answer(self, message: NewMessage) -> StoredMessage:
+        [appended] = await self._store.append_many([message])
+        return appended.message
+
+    def _cancel(self, request: CancelGeneration) -> None:
+        running = self._running
+        if running is None or running[0].job.gen_id != request.gen_id:
+            reject(request.reply, NotFound("no such generation running in this room"))
+            return
+        run = running[0]
+        if run.job.prompter_id != request.user_id and not request.may_cancel_any:
+            reject(request.reply, Forbidden("only the prompter or a team admin may cancel"))
+            return
+        run.cancel()
+        resolve(request.reply, None)

@@ -21,7 +21,7 @@ from actors.events import error_frame, frame
 from actors.outbound import OutboundQueue
 from actors.ports import RoomDirectory, UserRef
 from actors.requests import Auth, Cancel, Join, Leave, Ping, Request, Send, Typing
-from actors.room import Enter, Exit, Member, Post, RoomActor
+from actors.room import CancelGeneration, Enter, Exit, Member, Post, RoomActor
 from actors.room import Typing as RoomTyping
 from errors import Forbidden, Invalid, NotFound, RateLimited, RoomcastError, Unauthorized
 from storage.messages import Appended, Author, NewMessage
@@ -115,7 +115,7 @@ class SessionActor(Actor[Request]):
             case Auth(token=token):
                 await self._reauth(token, request.id)
             case Cancel():
-                raise NotFound("no such generation running in this room")
+                await self._cancel(request)
 
     def _reply(self, re: Any, payload: dict[str, Any]) -> None:
         if re is not None:
@@ -158,7 +158,7 @@ class SessionActor(Actor[Request]):
         message = NewMessage(request.room, author, request.body, request.client_id)
         reply: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
         try:
-            room.tell(Post(message, reply))
+            room.tell(Post(message, reply, request.ai, self.outbound, request.id))
         except MailboxFull:
             raise RateLimited("the room is busy; retry shortly") from None
         reply.add_done_callback(lambda done: self._acked(done, request))
@@ -175,6 +175,15 @@ class SessionActor(Actor[Request]):
         ack = {"type": "ack", "room": request.room, "seq": appended.message.seq}
         ack["client_id"] = request.client_id
         self._reply(request.id, ack)
+
+    async def _cancel(self, request: Cancel) -> None:
+        room = self._joined(request.room)
+        may_cancel_any = self.access[request.room].role in ("owner", "admin")
+        await room.ask(
+            lambda reply: CancelGeneration(request.gen, self.user.id, may_cancel_any, reply),
+            timeout=self._limits.join_timeout,
+        )
+        self._reply(request.id, {"type": "ack"})
 
     async def _reauth(self, token: str, re: Any) -> None:
         try:

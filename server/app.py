@@ -10,7 +10,7 @@ from aiohttp import web
 
 from server import realtime
 from server.config import Settings
-from server.http import auth, health, rooms, teams
+from server.http import auth, billing, health, rooms, teams
 from server.metrics import Metrics
 from server.middleware import error_middleware, metrics_middleware, request_id_middleware
 from server.outbox import make_outbox
@@ -74,5 +74,6 @@ def create_app(settings: Settings) -> web.Application:
     auth.setup(app)
     teams.setup(app)
     rooms.setup(app)
+    billing.setup(app)  # before realtime: the assistant's quotas come from here
     realtime.setup(app)  # after auth: it needs the token service and the revocation hook
     return app

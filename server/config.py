@@ -70,6 +70,19 @@ class Settings:
     ws_outbound_hard_limit: int = 1024 * 1024
     # A connection whose token expired this long ago without a re-auth is closed (4401).
     ws_token_grace: float = 60.0
+    # The assistant: time to the first token and between tokens, retries before the first
+    # token, the circuit breaker, the context budget and the queue of prompts per room.
+    ai_first_token_timeout: float = 30.0
+    ai_idle_timeout: float = 15.0
+    ai_request_timeout: float = 300.0
+    ai_retries: int = 2
+    ai_backoff_base: float = 0.2
+    ai_breaker_failures: int = 5
+    ai_breaker_cooldown: float = 30.0
+    ai_offline_delay: float = 0.03
+    ai_context_tokens: int = 8000
+    ai_max_output_tokens: int = 1024
+    ai_queue_size: int = 8
     refresh_token_ttl: int = 30 * 24 * 3600
     argon2: Argon2Params = Argon2Params()
     plans: PlanLimits = PlanLimits()
@@ -176,6 +189,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ws_burst=_float(environ, "WS_BURST", 100.0),
         ws_outbound_soft_limit=_int(environ, "WS_OUTBOUND_SOFT_LIMIT", 256 * 1024),
         ws_outbound_hard_limit=_int(environ, "WS_OUTBOUND_HARD_LIMIT", 1024 * 1024),
+        ws_token_grace=_float(environ, "WS_TOKEN_GRACE", 60.0),
+        ai_first_token_timeout=_float(environ, "AI_FIRST_TOKEN_TIMEOUT", 30.0),
+        ai_idle_timeout=_float(environ, "AI_IDLE_TIMEOUT", 15.0),
+        ai_request_timeout=_float(environ, "AI_REQUEST_TIMEOUT", 300.0),
+        ai_retries=_int(environ, "AI_RETRIES", 2),
+        ai_backoff_base=_float(environ, "AI_BACKOFF_BASE", 0.2),
+        ai_breaker_failures=_int(environ, "AI_BREAKER_FAILURES", 5),
+        ai_breaker_cooldown=_float(environ, "AI_BREAKER_COOLDOWN", 30.0),
+        ai_offline_delay=_float(environ, "AI_OFFLINE_DELAY", 0.03),
+        ai_context_tokens=_int(environ, "AI_CONTEXT_TOKENS", 8000),
+        ai_max_output_tokens=_int(environ, "AI_MAX_OUTPUT_TOKENS", 1024),
+        ai_queue_size=_int(environ, "AI_QUEUE_SIZE", 8),
         public_url=environ.get("PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
         argon2=Argon2Params(
             time_cost=_int(environ, "ARGON2_TIME_COST", default_argon.time_cost),

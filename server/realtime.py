@@ -9,23 +9,29 @@ from typing import Any
 
 from aiohttp import web
 
+from actors.assistant import AssistantConfig
 from actors.hub import Hub, HubConfig
 from actors.ports import UserRef
-from actors.room import FaultHook
+from actors.room import AssistantDeps, FaultHook
 from actors.session import SessionLimits
 from server import ws
 from server.auth.guard import require_admin
 from server.http.json import json_response
-from server.state import BUS, CACHE, DATABASE, HUB, METRICS, REVOCATIONS, SETTINGS
+from server.llm.factory import LLMTuning, build_llm
+from server.llm.resilience import ResilientLLM
+from server.state import BUS, CACHE, DATABASE, HUB, METRICS, QUOTAS, REVOCATIONS, SETTINGS
 from storage import messages, rooms
 from storage.db import Database
-from storage.messages import Appended, NewMessage
+from storage.messages import Appended, NewMessage, StoredMessage
 from storage.room_lists import RoomListCache
-from storage.rooms import RoomAccess
+from storage.rooms import RoomAccess, RoomRecord
 
 logger = logging.getLogger(__name__)
 
 REPLAY_PAGE = 1000
+
+#: The model behind the assistant (with its breaker), for tests and metrics.
+LLM_KEY = web.AppKey("llm", ResilientLLM)
 
 #: Test-only: set before startup to make RoomActors crash on chosen messages.
 FAULTS: web.AppKey[FaultHook] = web.AppKey("faults")
@@ -41,7 +47,7 @@ class SqlMessageStore:
     def __init__(self, database: Database, room_lists: RoomListCache) -> None:
         self._database = database
         self._room_lists = room_lists
-        self._team_of: dict[str, str] = {}  # filled by last_seq, which every room starts with
+        self._team_of: dict[str, str] = {}  # filled by room(), which every room starts with
 
     async def append_many(self, batch: Sequence[NewMessage]) -> list[Appended]:
         async with self._database.sessions.begin() as session:
@@ -64,13 +70,17 @@ class SqlMessageStore:
                 after = page.items[-1].seq
         return events
 
-    async def last_seq(self, room_id: str) -> int | None:
+    async def room(self, room_id: str) -> RoomRecord | None:
         async with self._database.sessions() as session:
             room = await rooms.get(session, room_id)
-        if room is None:
-            return None
-        self._team_of[room_id] = room.team_id
-        return room.last_seq
+        if room is not None:
+            self._team_of[room_id] = room.team_id
+        return room
+
+    async def recent(self, room_id: str, upto: int, limit: int) -> list[StoredMessage]:
+        async with self._database.sessions() as session:
+            page = await messages.page(session, room_id, before_seq=upto + 1, limit=limit)
+        return page.items
 
 
 class SqlRoomDirectory:
@@ -92,6 +102,29 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     async def verify(token: str) -> tuple[UserRef, float]:
         return await ws.verify_token(app, token)
 
+    llm = build_llm(
+        settings,
+        LLMTuning(
+            first_token_timeout=settings.ai_first_token_timeout,
+            idle_timeout=settings.ai_idle_timeout,
+            request_timeout=settings.ai_request_timeout,
+            retries=settings.ai_retries,
+            backoff_base=settings.ai_backoff_base,
+            breaker_failures=settings.ai_breaker_failures,
+            breaker_cooldown=settings.ai_breaker_cooldown,
+            offline_delay=settings.ai_offline_delay,
+        ),
+    )
+    app[LLM_KEY] = llm
+    assistant = AssistantDeps(
+        llm,
+        app[QUOTAS],
+        AssistantConfig(
+            context_tokens=settings.ai_context_tokens,
+            max_output_tokens=settings.ai_max_output_tokens,
+            queue_size=settings.ai_queue_size,
+        ),
+    )
     hub = Hub(
         store=SqlMessageStore(database, RoomListCache(app[CACHE])),
         directory=SqlRoomDirectory(database),
@@ -103,6 +136,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
             session_limits=SessionLimits(expiry_grace=settings.ws_token_grace),
         ),
         fault=app.get(FAULTS),
+        assistant=assistant,
         on_crash=lambda name, exc: metrics.actor_crashes.labels(name.split(":")[0]).inc(),
     )
     app[HUB] = hub
@@ -111,6 +145,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     yield
     unregister()
     await hub.close()
+    await llm.close()
 
 
 def _revoked(hub: Hub, user_id: str) -> None:

@@ -13,6 +13,9 @@ from server.auth.recovery import Recovery
 from server.auth.revocation import Revocations
 from server.auth.tokens import TokenService
 from server.auth.twofactor import TwoFactor
+from server.billing.api import Billing
+from server.billing.quotas import Quotas
+from server.billing.webhooks import Webhooks
 from server.config import Settings
 from server.metrics import Metrics
 from server.outbox import Outbox
@@ -39,5 +42,9 @@ ACCOUNTS = web.AppKey("accounts", Accounts)
 TWO_FACTOR = web.AppKey("two_factor", TwoFactor)
 RECOVERY = web.AppKey("recovery", Recovery)
 HUB = web.AppKey("hub", Hub)
+# Billing: None when STRIPE_SECRET_KEY (or, for webhooks, STRIPE_WEBHOOK_SECRET) is unset.
+BILLING: web.AppKey[Billing | None] = web.AppKey("billing")
+WEBHOOKS: web.AppKey[Webhooks | None] = web.AppKey("webhooks")
+QUOTAS = web.AppKey("quotas", Quotas)
 
 REQUEST_ID = web.RequestKey("request_id", str)

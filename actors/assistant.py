@@ -1,0 +1,189 @@
+"""The assistant's side of a room: who gets an answer, the context it sees, one generation.
+
+A `Generation` streams one answer: it publishes `ai.start`, an `ai.delta` per chunk, then
+stores the whole text as an assistant message and publishes it with `ai.end` — or
+publishes `ai.error`. Whatever happens, an `ai.start` is always followed by one of the
+two. Cancelling stops the upstream stream at once; the partial text is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from actors.llm import LLM, LLMError, Prompt, Turn, Usage
+from storage.messages import Author, Generation, NewMessage, StoredMessage
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are the assistant in a team chat room. Several people talk here; each of their "
+    "messages starts with the speaker's name and a colon. Answer the newest message "
+    "helpfully and briefly, in the language it was written in."
+)
+ASSISTANT = Author.assistant("Assistant")
+
+
+class Quotas(Protocol):
+    """The daily AI allowance: counted once per prompt, before anything goes upstream."""
+
+    async def try_consume(self, user_id: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantConfig:
+    context_tokens: int = 8000
+    context_messages: int = 200
+    max_output_tokens: int = 1024
+    queue_size: int = 8
+
+
+def wants_answer(mode: str, ai_flag: bool | None) -> bool:
+    """PROTOCOL.md: `auto` answers every user message, `mention` those sent with `ai`."""
+    return mode == "auto" or (mode == "mention" and bool(ai_flag))
+
+
+def estimate_tokens(text: str) -> int:
+    return len(text) // 4 + 1
+
+
+def build_prompt(
+    system_prompt: str | None, history: Sequence[StoredMessage], config: AssistantConfig
+) -> Prompt:
+    """The newest messages that fit the budget, oldest first, users named, answers as `model`."""
+    budget = config.context_tokens
+    picked: list[Turn] = []
+    for message in reversed(history):
+        if message.author.kind == "assistant":
+            turn = Turn("model", message.body)
+        else:
+            turn = Turn("user", f"{message.author.name}: {message.body}")
+        budget -= estimate_tokens(turn.text)
+        if budget < 0 and picked:
+            break
+        picked.append(turn)
+    picked.reverse()
+    while picked and picked[0].role == "model":
+        picked.pop(0)  # a conversation opens with a user turn
+    merged: list[Turn] = []
+    for turn in picked:
+        if merged and merged[-1].role == turn.role:
+            merged[-1] = Turn(turn.role, f"{merged[-1].text}\n{turn.text}")
+        else:
+            merged.append(turn)
+    system = system_prompt or DEFAULT_SYSTEM_PROMPT
+    return Prompt(system, tuple(merged), max_output_tokens=config.max_output_tokens)
+
+
+@dataclass(eq=False, slots=True)
+class Job:
+    """A prompt waiting for (or getting) its answer."""
+
+    room_id: str
+    prompt_seq: int
+    prompter_id: str
+    gen_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+Publish = Callable[[dict[str, Any]], Awaitable[None]]
+Store = Callable[[NewMessage], Awaitable[StoredMessage]]
+LoadContext = Callable[[Job], Awaitable[Prompt]]
+
+
+class Run:
+    """One generation: stream, announce, store. `cancel()` stops it within one chunk."""
+
+    def __init__(
+        self, job: Job, *, llm: LLM, load: LoadContext, store: Store, publish: Publish
+    ) -> None:
+        self.job = job
+        self._llm = llm
+        self._load = load
+        self._store = store
+        self._publish = publish
+        self._stream: asyncio.Task[str] | None = None
+        self._parts: list[str] = []
+        self._finish = "stop"
+        self._usage: Usage | None = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self._stream is not None:
+            self._stream.cancel()
+
+    def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        return {"type": kind, "room": self.job.room_id, "gen": self.job.gen_id, **fields}
+
+    async def run(self) -> None:
+        """Run to `ai.end` or `ai.error`; never leaves an `ai.start` without one of them."""
+        job = self.job
+        await self._publish(self._event("ai.start", reply_to=job.prompt_seq, model=self._llm.model))
+        try:
+            prompt = await self._load(job)
+            self._stream = asyncio.create_task(self._consume(prompt))
+            await self._wait_stream()
+            await self._finish_stored()
+        except LLMError as exc:
+            await self._publish(self._event("ai.error", code=exc.code, message=str(exc)))
+        except asyncio.CancelledError:
+            await self._publish(self._event("ai.error", code="interrupted", message="stopped"))
+            raise
+        except Exception:
+            logger.exception("generation %s in room %s failed", job.gen_id, job.room_id)
+            await self._publish(self._event("ai.error", code="internal", message="internal"))
+
+    async def _wait_stream(self) -> None:
+        assert self._stream is not None  # noqa: S101 - set just before
+        try:
+            await self._stream
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self.cancelled or (task is not None and task.cancelling()):
+                raise  # we are being cancelled ourselves, not just the stream
+        if self.cancelled:
+            self._finish = "cancelled"
+
+    async def _consume(self, prompt: Prompt) -> str:
+        index = 0
+        async with contextlib.aclosing(self._llm.stream(prompt)) as stream:
+            async for chunk in stream:
+                if chunk.text:
+                    self._parts.append(chunk.text)
+                    await self._publish(self._event("ai.delta", i=index, text=chunk.text))
+                    index += 1
+                if chunk.finish:
+                    self._finish = chunk.finish
+                if chunk.usage is not None:
+                    self._usage = chunk.usage
+                if self.cancelled:
+                    break
+        return "".join(self._parts)
+
+    async def _finish_stored(self) -> None:
+        usage = self._usage or Usage(None, None)
+        generation = Generation(
+            self.job.gen_id,
+            self._llm.model,
+            self._finish,
+            usage.input_tokens,
+            usage.output_tokens,
+        )
+        message = NewMessage(
+            self.job.room_id,
+            ASSISTANT,
+            "".join(self._parts),
+            reply_to=self.job.prompt_seq,
+            generation=generation,
+        )
+        stored = await self._store(message)
+        await self._publish(stored.to_event())
+        usage_json = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+        await self._publish(
+            self._event("ai.end", seq=stored.seq, finish=self._finish, usage=usage_json)
+        )
