@@ -17,9 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
-
-from storage.redis import REDIS_DOWN
+from storage.redis import REDIS_DOWN, RedisClient, xread_one_slot
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +102,7 @@ class RedisStreamBus:
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         *,
         shards: int = 16,
         maxlen: int = 10_000,
@@ -176,10 +174,8 @@ class RedisStreamBus:
         while not self._closed:
             streams = self._streams_of(shard, wake_cursor)
             try:
-                replies: Any = await self._redis.xread(
-                    streams,  # type: ignore[arg-type]
-                    count=500,
-                    block=self._block_ms,
+                replies: Any = await xread_one_slot(
+                    self._redis, streams, count=500, block_ms=self._block_ms
                 )
             except REDIS_DOWN as exc:
                 logger.warning("bus reader shard=%d lost redis: %s; retrying", shard, exc)

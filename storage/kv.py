@@ -10,7 +10,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
-from redis.asyncio import Redis
+from storage.redis import RedisClient
 
 
 class KeyValue(Protocol):
@@ -95,7 +95,7 @@ class MemoryKeyValue:
 class RedisKeyValue:
     """`KeyValue` on Redis, every key under `prefix`."""
 
-    def __init__(self, client: Redis, prefix: str = "rc:kv:") -> None:
+    def __init__(self, client: RedisClient, prefix: str = "rc:kv:") -> None:
         self._redis = client
         self._prefix = prefix
 

@@ -3,6 +3,8 @@
 PostgreSQL: `initdb` + `pg_ctl` found on PATH or under /usr/lib/postgresql/*/bin, in a temp
 dir, on a free loopback port, with trust auth. As root (CI) they run as the `postgres` user,
 since PostgreSQL refuses to run as root. Redis: `redis-server` on a free port, nothing on disk.
+Redis Cluster: three `redis-server --cluster-enabled yes` masters joined by
+`redis-cli --cluster create`.
 """
 
 from __future__ import annotations
@@ -164,4 +166,129 @@ class RedisServer:
 
     def destroy(self) -> None:
         self.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class RedisCluster:
+    """A Redis Cluster of three masters (no replicas) on free loopback ports.
+
+    Starting it takes well under a second; `destroy()` kills the nodes and removes their
+    files. `url` is one node's address: a cluster client discovers the rest from it.
+    """
+
+    MASTERS = 3
+
+    def __init__(self, masters: int = MASTERS) -> None:
+        server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+        if not server or not cli:
+            raise RuntimeError(
+                "redis-server and redis-cli not found; install Debian's 'redis-server'"
+            )
+        self._server, self._cli = server, cli
+        self._dir = Path(tempfile.mkdtemp(prefix="roomcast-redis-cluster-"))
+        self.ports = [free_port() for _ in range(masters)]
+        # The cluster bus defaults to port + 10000, which is past 65535 for high ephemeral
+        # ports; give each node a free bus port of its own instead (Redis 7+).
+        self._bus_ports = [free_port() for _ in range(masters)]
+        self._processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"redis://127.0.0.1:{port}/0" for port in self.ports]
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the nodes, assign the slots, and wait until every node says the cluster is ok."""
+        deadline = time.monotonic() + timeout
+        try:
+            for port, bus_port in zip(self.ports, self._bus_ports, strict=True):
+                self._processes.append(self._start_node(port, bus_port))
+            for port in self.ports:
+                self._wait_for_node(port, deadline)
+            nodes = [f"127.0.0.1:{port}" for port in self.ports]
+            created = subprocess.run(
+                [self._cli, "--cluster", "create", *nodes, "--cluster-replicas", "0"]
+                + ["--cluster-yes"],
+                capture_output=True,
+                timeout=max(1.0, deadline - time.monotonic()),
+                check=False,
+            )
+            if created.returncode != 0:
+                raise RuntimeError(
+                    f"redis-cli --cluster create failed:\n{created.stdout.decode()}"
+                    f"{created.stderr.decode()}"
+                )
+            for port in self.ports:
+                self._wait_until_ok(port, deadline)
+        except BaseException:
+            self.destroy()
+            raise
+
+    def _log_tail(self, port: int, lines: int = 20) -> str:
+        with contextlib.suppress(OSError):
+            text = (self._dir / f"node-{port}.log").read_text(errors="replace")
+            return "\n".join(text.splitlines()[-lines:])
+        return ""
+
+    def _wait_for_node(self, port: int, deadline: float) -> None:
+        try:
+            _wait_for_port(port, deadline, f"redis-server (cluster node) on {port}")
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}:\n{self._log_tail(port)}") from None
+
+    def _start_node(self, port: int, bus_port: int) -> subprocess.Popen[bytes]:
+        log = (self._dir / f"node-{port}.log").open("wb")
+        with log:
+            return subprocess.Popen(
+                [
+                    self._server,
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    str(self._dir / f"nodes-{port}.conf"),
+                    "--port",
+                    str(port),
+                    "--cluster-port",
+                    str(bus_port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self._dir),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def _cluster_info(self, port: int) -> str:
+        answer = subprocess.run(
+            [self._cli, "-h", "127.0.0.1", "-p", str(port), "cluster", "info"],
+            capture_output=True,
+            timeout=5,
+            check=False,
+        )
+        return answer.stdout.decode(errors="replace")
+
+    def _wait_until_ok(self, port: int, deadline: float) -> None:
+        info = ""
+        while time.monotonic() < deadline:
+            info = self._cluster_info(port)
+            if "cluster_state:ok" in info:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"cluster node {port} never reached cluster_state:ok:\n{info}")
+
+    def destroy(self) -> None:
+        for process in self._processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+        self._processes.clear()
         shutil.rmtree(self._dir, ignore_errors=True)
