@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -10,13 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from actors.actor import ActorSnapshot
+from actors.errors import ActorError
 from actors.outbound import OutboundQueue
 from actors.ports import MessageStore, RoomDirectory, UserRef
 from actors.registry import Registry
-from actors.room import AssistantDeps, FaultHook, RoomActor
+from actors.room import AssistantDeps, Deleted, FaultHook, RoomActor, Tick
 from actors.session import SessionActor, SessionLimits, Verifier
 from actors.supervisor import RestartPolicy, Supervisor
 from storage.bus import Bus
+from storage.presence import MemoryPresence, Presence
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +28,8 @@ logger = logging.getLogger(__name__)
 class HubConfig:
     room_idle_after: float = 60.0
     sweep_interval: float = 5.0
+    tick_interval: float = 2.0  # presence refresh and generation heartbeats
+    interrupt_after: float = 6.0  # a generation silent this long is declared interrupted
     outbound_soft_limit: int = 256 * 1024
     outbound_hard_limit: int = 1024 * 1024
     session_limits: SessionLimits = SessionLimits()
@@ -43,6 +48,8 @@ class Hub:
         config: HubConfig = HubConfig(),
         fault: FaultHook | None = None,
         assistant: AssistantDeps | None = None,
+        presence: Presence | None = None,
+        bus_ready: Callable[[], bool] = lambda: True,
         on_crash: Callable[[str, Exception], None] | None = None,
     ) -> None:
         self._store = store
@@ -52,6 +59,8 @@ class Hub:
         self._config = config
         self._fault = fault
         self._assistant = assistant
+        self._presence = presence or MemoryPresence()
+        self._bus_ready = bus_ready
         policy = RestartPolicy(max_restarts=5, within=10.0)
         self.rooms: Registry[str, RoomActor] = Registry(
             self._make_room,
@@ -62,10 +71,18 @@ class Hub:
         self.sessions = Supervisor("sessions", policy=policy, on_crash=on_crash)
         self._by_user: dict[str, set[SessionActor]] = {}
         self._expiry: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
 
     def _make_room(self, room_id: str) -> RoomActor:
         return RoomActor(
-            room_id, store=self._store, bus=self._bus, fault=self._fault, assistant=self._assistant
+            room_id,
+            store=self._store,
+            bus=self._bus,
+            fault=self._fault,
+            assistant=self._assistant,
+            presence=self._presence,
+            bus_ready=self._bus_ready,
+            interrupt_after=self._config.interrupt_after,
         )
 
     def room(self, room_id: str) -> RoomActor:
@@ -75,6 +92,7 @@ class Hub:
         self.rooms.start()
         self.sessions.start()
         self._expiry = asyncio.create_task(self._expire_tokens(), name="hub token expiry")
+        self._ticker = asyncio.create_task(self._tick(), name="hub tick")
 
     def open_session(
         self, user: UserRef, token_expires_at: float, close: Callable[[int, str], None]
@@ -118,6 +136,20 @@ class Hub:
             session.close(4401, "tokens revoked")
         return len(sessions)
 
+    def room_deleted(self, room_id: str) -> None:
+        """The room is gone: its live actor tells its members and stops."""
+        room = self.rooms.get(room_id)
+        if room is not None:
+            with contextlib.suppress(ActorError):
+                room.tell(Deleted())
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.tick_interval)
+            for room in self.rooms.live():
+                with contextlib.suppress(ActorError):
+                    room.tell(Tick())
+
     def close_all(self, code: int, reason: str) -> None:
         """Ask every live connection to close with `code` (shutdown: 4503)."""
         for sessions in list(self._by_user.values()):
@@ -137,7 +169,8 @@ class Hub:
         return [self.rooms.snapshot(), self.sessions.snapshot()]
 
     async def close(self) -> None:
-        if self._expiry is not None:
-            self._expiry.cancel()
+        for task in (self._expiry, self._ticker):
+            if task is not None:
+                task.cancel()
         await self.sessions.stop(drain=False)
         await self.rooms.close()

@@ -76,6 +76,10 @@ class Registry(Generic[K, A]):
         self._actors.clear()
         self._last_used.clear()
 
+    def live(self) -> list[A]:
+        """Every live actor (for periodic work such as heartbeats)."""
+        return [actor for actor in self._actors.values() if actor.is_alive]
+
     def get(self, key: K) -> A | None:
         """The key's live actor, or None; never spawns (a bus reader delivering, say)."""
         actor = self._actors.get(key)

@@ -28,6 +28,7 @@ from actors.ports import MessageStore, UserRef
 from errors import Forbidden, NotFound, Unavailable
 from storage.bus import Bus, BusEvent, Subscription
 from storage.messages import Appended, NewMessage, StoredMessage
+from storage.presence import MemoryPresence, Presence
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,16 @@ class GenerationDone:
 
 
 @dataclass(frozen=True, slots=True)
+class Tick:
+    """Periodic: refresh presence, heartbeat our generation, watch others' generations."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """The room was deleted (on any instance): tell the members, then stop."""
+
+
+@dataclass(frozen=True, slots=True)
 class AssistantDeps:
     """What a room needs to answer: the model, the quotas, the limits."""
 
@@ -119,6 +130,8 @@ RoomMessage = (
     | Prompted
     | CancelGeneration
     | GenerationDone
+    | Tick
+    | Deleted
 )
 
 
@@ -129,6 +142,7 @@ class LiveGeneration:
     start: bytes
     gen_id: str
     parts: list[str] = field(default_factory=list)
+    last_seen: float = 0.0  # loop time of its last delta or heartbeat
 
 
 #: A test-only hook called with every message before it is handled; raising crashes the room.
@@ -153,6 +167,9 @@ class RoomActor(Actor[RoomMessage]):
         gap_hold: float = 0.2,
         fault: FaultHook | None = None,
         assistant: AssistantDeps | None = None,
+        presence: Presence | None = None,
+        bus_ready: Callable[[], bool] = lambda: True,
+        interrupt_after: float = 6.0,
     ) -> None:
         super().__init__(f"room:{room_id}", mailbox_size=mailbox_size)
         self.room_id = room_id
@@ -175,6 +192,10 @@ class RoomActor(Actor[RoomMessage]):
         self._queue: list[Job] = []
         self._running: tuple[Run, asyncio.Task[None]] | None = None
         self._live: LiveGeneration | None = None
+        self._ended: dict[str, None] = {}  # recently ended generations (dedupe ai.end/error)
+        self._presence = presence or MemoryPresence()
+        self._bus_ready = bus_ready
+        self._interrupt_after = interrupt_after
 
     # Life.
 
@@ -247,6 +268,10 @@ class RoomActor(Actor[RoomMessage]):
                 await self._prompted(message)
             case CancelGeneration():
                 self._cancel(message)
+            case Tick():
+                await self._tick()
+            case Deleted():
+                self._deleted()
             case GenerationDone(gen_id=gen_id):
                 if self._running is not None and self._running[0].job.gen_id == gen_id:
                     self._running = None
@@ -261,7 +286,7 @@ class RoomActor(Actor[RoomMessage]):
             "type": "joined",
             "room": self.room_id,
             "seq": last,
-            "members": self.member_users(),
+            "members": await self._everyone(member.user),
         }
         if enter.re is not None:
             joined["re"] = enter.re
@@ -282,12 +307,31 @@ class RoomActor(Actor[RoomMessage]):
             member.outbound.put(frame(catch_up), "ai.delta.full", self._live.gen_id)
         resolve(enter.reply, last)
         if first_of_user:
-            await self._presence(member.user, "online")
+            await self._announce(member.user, "online")
 
     def _exit(self, session_id: str) -> None:
         member = self.members.pop(session_id, None)
         if member is not None and not self._has_user(member.user.id):
-            asyncio.create_task(self._presence(member.user, "offline"))  # noqa: RUF006
+            asyncio.create_task(self._went_offline(member.user))  # noqa: RUF006
+
+    async def _went_offline(self, user: UserRef) -> None:
+        try:
+            await self._presence.remove(self.room_id, user.id)
+        except Exception as exc:  # noqa: BLE001 - presence is best effort; entries expire
+            logger.warning("room %s: presence remove failed: %r", self.room_id, exc)
+        await self._announce(user, "offline")
+
+    async def _everyone(self, joining: UserRef) -> list[dict[str, str]]:
+        """Members on every instance: this one's, plus the shared presence hash."""
+        local = {m.user.id: m.user.name for m in self.members.values()}
+        try:
+            await self._presence.refresh(self.room_id, local.items())
+            shared = await self._presence.members(self.room_id)
+        except Exception as exc:  # noqa: BLE001 - fall back to what this instance knows
+            logger.warning("room %s: presence unavailable: %r", self.room_id, exc)
+            shared = {}
+        everyone = {**shared, **local}
+        return [{"id": user_id, "name": name} for user_id, name in everyone.items()]
 
     def _has_user(self, user_id: str) -> bool:
         return any(m.user.id == user_id for m in self.members.values())
@@ -296,7 +340,7 @@ class RoomActor(Actor[RoomMessage]):
         users = {m.user.id: m.user for m in self.members.values()}
         return [user.to_json() for user in users.values()]
 
-    async def _presence(self, user: UserRef, state: str) -> None:
+    async def _announce(self, user: UserRef, state: str) -> None:
         event = {"type": "presence", "room": self.room_id, "user": user.to_json(), "state": state}
         await self._publish(RoomEvent.of(event))
 
@@ -310,8 +354,8 @@ class RoomActor(Actor[RoomMessage]):
 
     def _deliver(self, event: RoomEvent) -> None:
         if event.seq is None:
-            if event.kind.startswith("ai."):
-                self._track(event)
+            if event.kind.startswith("ai.") and not self._track(event):
+                return
             self._fan_out(event)
             return
         delivered = self.delivered_seq or 0
@@ -329,16 +373,30 @@ class RoomActor(Actor[RoomMessage]):
             self._fan_out(following)
             self.delivered_seq = following.seq
 
-    def _track(self, event: RoomEvent) -> None:
-        """Keep the text so far of the running generation (from this or another instance)."""
+    def _track(self, event: RoomEvent) -> bool:
+        """Keep the text so far of the running generation (from this or another instance).
+
+        Returns False for events members must not get: heartbeats, and a second end of a
+        generation (two instances may both declare a dead one interrupted).
+        """
+        now = asyncio.get_running_loop().time()
         if event.kind == "ai.start" and event.gen is not None:
-            self._live = LiveGeneration(event.frame, event.gen)
-        elif self._live is None or event.gen != self._live.gen_id:
-            return
-        elif event.kind == "ai.delta":
+            self._live = LiveGeneration(event.frame, event.gen, last_seen=now)
+            return True
+        if event.kind in ("ai.end", "ai.error") and event.gen is not None:
+            if event.gen in self._ended:
+                return False
+            self._ended[event.gen] = None
+            while len(self._ended) > 64:
+                del self._ended[next(iter(self._ended))]
+        if self._live is None or event.gen != self._live.gen_id:
+            return event.kind != "ai.beat"
+        self._live.last_seen = now
+        if event.kind == "ai.delta":
             self._live.parts.append(orjson.loads(event.frame)["text"])
         elif event.kind in ("ai.end", "ai.error"):
             self._live = None
+        return event.kind != "ai.beat"
 
     def _fan_out(self, event: RoomEvent) -> None:
         overflowed = []
@@ -387,6 +445,11 @@ class RoomActor(Actor[RoomMessage]):
                 return
 
     async def _commit(self, batch: list[Post]) -> None:
+        if not self._bus_ready():
+            # No ack for what could not be delivered: the client retries with its client_id.
+            for post in batch:
+                reject(post.reply, Unavailable("delivery is down; retry shortly"))
+            return
         try:
             results = await self._store.append_many([post.message for post in batch])
         except asyncio.CancelledError:
@@ -397,12 +460,18 @@ class RoomActor(Actor[RoomMessage]):
                 reject(post.reply, Unavailable("could not store the message; retry"))
             return
         for post, appended in zip(batch, results, strict=True):
-            resolve(post.reply, appended)
-        for post, appended in zip(batch, results, strict=True):
             if not appended.duplicate:
-                await self._publish(RoomEvent.of(appended.message.to_event()))
+                try:
+                    await self._bus.publish(
+                        topic(self.room_id), RoomEvent.of(appended.message.to_event()).pack()
+                    )
+                except Exception:  # noqa: BLE001 - stored but not delivered: no ack
+                    logger.warning("room %s: publish failed; refusing the ack", self.room_id)
+                    reject(post.reply, Unavailable("stored, but delivery is down; retry"))
+                    continue
                 if self._assistant is not None and post.message.author.kind == "user":
                     self._tell_self(Prompted(post, appended.message.seq))
+            resolve(post.reply, appended)
 
     # The assistant.
 
@@ -470,3 +539,41 @@ class RoomActor(Actor[RoomMessage]):
             return
         run.cancel()
         resolve(request.reply, None)
+
+    # Across instances.
+
+    async def _tick(self) -> None:
+        local = {m.user.id: m.user.name for m in self.members.values()}
+        try:
+            await self._presence.refresh(self.room_id, local.items())
+        except Exception as exc:  # noqa: BLE001 - presence is best effort; entries expire
+            logger.warning("room %s: presence refresh failed: %r", self.room_id, exc)
+        if self._running is not None:
+            gen_id = self._running[0].job.gen_id
+            beat = {"type": "ai.beat", "room": self.room_id, "gen": gen_id}
+            await self._publish(RoomEvent.of(beat))
+        elif self._live is not None:
+            silent = asyncio.get_running_loop().time() - self._live.last_seen
+            if silent > self._interrupt_after:
+                await self._interrupted(self._live.gen_id)
+
+    async def _interrupted(self, gen_id: str) -> None:
+        """A generation of another instance went silent: its instance died. End it for all."""
+        logger.warning("room %s: generation %s lost its heartbeat", self.room_id, gen_id)
+        error = {
+            "type": "ai.error",
+            "room": self.room_id,
+            "gen": gen_id,
+            "code": "interrupted",
+            "message": "the generation was interrupted; ask again",
+        }
+        await self._publish(RoomEvent.of(error))
+        if self._live is not None and self._live.gen_id == gen_id:
+            self._deliver(RoomEvent.of(error))  # end it here even if the bus is down
+
+    def _deleted(self) -> None:
+        gone = frame({"type": "left", "room": self.room_id, "reason": "deleted"})
+        for member in self.members.values():
+            member.outbound.put(gone, "left")
+        self.members.clear()
+        self.stop_nowait(drain=False)

@@ -126,6 +126,9 @@ class SessionActor(Actor[Request]):
         room = self.joined.get(room_id)
         if room is None:
             raise Forbidden("join the room first")
+        if not room.is_alive:  # deleted, or passivated after a crash loop
+            del self.joined[room_id]
+            raise NotFound("the room is gone; join again")
         return room
 
     def _exit(self, room: RoomActor) -> None:

@@ -29,7 +29,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[DATABASE] = Database(settings.database_url)
     if settings.redis_url:
-        redis = redis_conn.connect(settings.redis_url)
+        redis = redis_conn.connect(settings.redis_url, cluster=settings.redis_cluster)
         app[REDIS] = redis
         app[KV] = RedisKeyValue(redis)
         app[BUS] = RedisStreamBus(redis)
@@ -42,7 +42,9 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     logger.info(
         "storage: database=%s redis=%s",
         app[DATABASE].dialect,
-        "configured" if settings.redis_url else "in-process",
+        ("cluster" if settings.redis_cluster else "configured")
+        if settings.redis_url
+        else "in-process",
     )
     yield
     await app[BUS].close()

@@ -45,6 +45,8 @@ class Settings:
     var_dir: Path = Path("var")
     database_url: str = "sqlite+aiosqlite:///var/roomcast.db"
     redis_url: str | None = None
+    # REDIS_URL names one node of a Redis Cluster, which the client discovers from it.
+    redis_cluster: bool = False
     secret_key: str = field(default="", repr=False)
     allowed_origins: tuple[str, ...] = ()
     gemini_api_key: str | None = field(default=None, repr=False)
@@ -172,6 +174,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         database_url=_optional(environ, "DATABASE_URL")
         or f"sqlite+aiosqlite:///{var_dir / 'roomcast.db'}",
         redis_url=_optional(environ, "REDIS_URL"),
+        redis_cluster=environ.get("REDIS_CLUSTER", "").strip().lower() in ("1", "true", "yes"),
         secret_key=_secret_key(environ, env, var_dir),
         allowed_origins=origins,
         gemini_api_key=_optional(environ, "GEMINI_API_KEY"),

@@ -35,5 +35,11 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.bus_probe_lag = Gauge(
+            "roomcast_bus_probe_lag_seconds",
+            "Time from publishing the self-probe to reading it back",
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -14,15 +14,29 @@ from actors.hub import Hub, HubConfig
 from actors.ports import UserRef
 from actors.room import AssistantDeps, FaultHook
 from actors.session import SessionLimits
-from server import ws
+from server import control, ws
 from server.auth.guard import require_admin
 from server.http.json import json_response
 from server.llm.factory import LLMTuning, build_llm
 from server.llm.resilience import ResilientLLM
-from server.state import BUS, CACHE, DATABASE, HUB, METRICS, QUOTAS, REVOCATIONS, SETTINGS
+from server.probe import Probe
+from server.state import (
+    BUS,
+    CACHE,
+    DATABASE,
+    HUB,
+    METRICS,
+    PROBE,
+    QUOTAS,
+    REDIS,
+    REVOCATIONS,
+    SETTINGS,
+)
 from storage import messages, rooms
+from storage.bus import RedisStreamBus
 from storage.db import Database
 from storage.messages import Appended, NewMessage, StoredMessage
+from storage.presence import MemoryPresence, Presence, RedisPresence
 from storage.room_lists import RoomListCache
 from storage.rooms import RoomAccess, RoomRecord
 
@@ -125,6 +139,17 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
             queue_size=settings.ai_queue_size,
         ),
     )
+    bus = app[BUS]
+    redis = app[REDIS]
+    probe: Probe | None = None
+    presence: Presence = MemoryPresence()
+    if isinstance(bus, RedisStreamBus) and redis is not None:
+        probe = Probe(bus, bus.instance_id, metrics.bus_probe_lag)
+        presence = RedisPresence(
+            redis,
+            bus.instance_id,
+            key_of=lambda room_id: f"{bus.stream_key(f'room:{room_id}')}:presence",
+        )
     hub = Hub(
         store=SqlMessageStore(database, RoomListCache(app[CACHE])),
         directory=SqlRoomDirectory(database),
@@ -137,12 +162,22 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         ),
         fault=app.get(FAULTS),
         assistant=assistant,
+        presence=presence,
+        bus_ready=probe.healthy if probe is not None else lambda: True,
         on_crash=lambda name, exc: metrics.actor_crashes.labels(name.split(":")[0]).inc(),
     )
     app[HUB] = hub
     unregister = app[REVOCATIONS].register(lambda user_id: _revoked(hub, user_id))
     hub.start()
+    control_subscription = await control.subscribe(app)
+    if probe is not None:
+        app[PROBE] = probe
+        await probe.start()
     yield
+    if probe is not None:
+        await probe.stop()
+    control_subscription.close()
+    app[REVOCATIONS].route_through(None)
     unregister()
     await hub.close()
     await llm.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import aiojobs
 from aiohttp import web
-from redis.asyncio import Redis
 
 from actors.hub import Hub
 from server.auth.accounts import Accounts
@@ -19,16 +18,18 @@ from server.billing.webhooks import Webhooks
 from server.config import Settings
 from server.metrics import Metrics
 from server.outbox import Outbox
+from server.probe import Probe
 from server.ratelimit import RateLimiter
 from storage.bus import Bus
 from storage.cache import Cache
 from storage.db import Database
 from storage.kv import KeyValue
+from storage.redis import RedisClient
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 DATABASE = web.AppKey("database", Database)
-REDIS: web.AppKey[Redis | None] = web.AppKey("redis")
+REDIS: web.AppKey[RedisClient | None] = web.AppKey("redis")
 KV: web.AppKey[KeyValue] = web.AppKey("kv")
 CACHE = web.AppKey("cache", Cache)
 BUS: web.AppKey[Bus] = web.AppKey("bus")
@@ -42,6 +43,7 @@ ACCOUNTS = web.AppKey("accounts", Accounts)
 TWO_FACTOR = web.AppKey("two_factor", TwoFactor)
 RECOVERY = web.AppKey("recovery", Recovery)
 HUB = web.AppKey("hub", Hub)
+PROBE = web.AppKey("probe", Probe)
 # Billing: None when STRIPE_SECRET_KEY (or, for webhooks, STRIPE_WEBHOOK_SECRET) is unset.
 BILLING: web.AppKey[Billing | None] = web.AppKey("billing")
 WEBHOOKS: web.AppKey[Webhooks | None] = web.AppKey("webhooks")

@@ -26,6 +26,13 @@ class Revocations:
 
     def __init__(self) -> None:
         self._callbacks: list[RevokedCallback] = []
+        self._route: Callable[[str], Awaitable[None]] | None = None
+
+    def route_through(self, publish: Callable[[str], Awaitable[None]] | None) -> None:
+        """Send revocations through `publish` (the control stream) so every instance hears
+        them, its own included; without a route, or when publishing fails, only this
+        process's callbacks run."""
+        self._route = publish
 
     def register(self, callback: RevokedCallback) -> Callable[[], None]:
         """Call `callback(user_id)` on every revocation; returns a function that unregisters."""
@@ -39,6 +46,12 @@ class Revocations:
 
     async def user_revoked(self, user_id: str) -> None:
         """Every token of `user_id` was revoked: tell whoever holds their live sessions."""
+        if self._route is not None:
+            try:
+                await self._route(user_id)
+                return
+            except Exception as exc:  # the bus is down: at least this instance acts
+                logger.warning("revocation for user=%s not routed: %r", user_id, exc)
         await self.notify_local(user_id)
 
     async def notify_local(self, user_id: str) -> None:

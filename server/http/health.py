@@ -9,7 +9,7 @@ from aiohttp import web
 
 from errors import Unavailable
 from server.http.json import json_response
-from server.state import DATABASE, METRICS, REDIS
+from server.state import DATABASE, METRICS, PROBE, REDIS
 from storage.redis import ping as redis_ping
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ async def ready(request: web.Request) -> web.Response:
         request.app[METRICS].dependency_up.labels(name).set(0 if reason else 1)
         if reason:
             failures[name] = reason
+    if PROBE in request.app and not request.app[PROBE].healthy():
+        failures["bus"] = "not hearing its own probe"
     if failures:
         raise Unavailable(
             f"not ready: {', '.join(failures)} unreachable", details={"unreachable": failures}

@@ -14,7 +14,7 @@ from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
 from errors import NotFound
-from server import authz
+from server import authz, control
 from server.auth.bodies import Name
 from server.auth.guard import CURRENT_USER
 from server.http.json import Body, json_response, parse_body
@@ -121,6 +121,7 @@ async def delete_room(request: web.Request) -> web.Response:
     async with request.app[DATABASE].sessions.begin() as session:
         await rooms.delete_room(session, access.room.id)
     await RoomListCache(request.app[CACHE]).invalidate(access.room.team_id)
+    await control.room_deleted(request.app, access.room.id)
     return web.Response(status=204)
 
 

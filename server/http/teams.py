@@ -10,13 +10,13 @@ import logging
 
 from aiohttp import web
 
-from server import authz
+from server import authz, control
 from server.auth.bodies import Email, Name
 from server.auth.guard import CURRENT_USER, require_user
 from server.http.json import Body, json_response, parse_body
 from server.http.paging import cursor_param, limit_param, page_json
 from server.state import CACHE, DATABASE, OUTBOX, SETTINGS
-from storage import invitations, teams
+from storage import invitations, rooms, teams
 from storage.invitations import IssuedInvitation
 from storage.room_lists import RoomListCache
 from storage.teams import Membership, Role
@@ -83,8 +83,11 @@ async def delete_team(request: web.Request) -> web.Response:
     """Delete a team with its rooms and messages (owners only; not a personal team: 409)."""
     membership = await authz.team_access(request, request.match_info["team_id"], at_least="owner")
     async with request.app[DATABASE].sessions.begin() as session:
+        gone = [room.id for room in await rooms.list_for_team(session, membership.team.id)]
         await teams.delete_team(session, membership.team.id)
     await RoomListCache(request.app[CACHE]).invalidate(membership.team.id)
+    for room_id in gone:
+        await control.room_deleted(request.app, room_id)
     return web.Response(status=204)
 
 

@@ -78,3 +78,10 @@ async def enable_2fa(client, account) -> tuple[str, list[str]]:
     )
     assert response.status == 200, await response.text()
     return secret, (await response.json())["backup_codes"]
+
+
+async def eventually_equal(values: list[str], expected: list[str], timeout: float = 5.0) -> None:
+    """Revocations travel the control stream (through Redis): wait for them to arrive."""
+    async with asyncio.timeout(timeout):
+        while values != expected:
+            await asyncio.sleep(0.02)

@@ -7,7 +7,14 @@ from sqlalchemy import func, select, update
 from server.state import REVOCATIONS
 from storage.models import OtpCode, User
 from tests.accounts import DEFAULT_PASSWORD, signup, unique_email
-from tests.server.auth.conftest import enable_2fa, mailed_code, messages_to, row_counts, totp_at
+from tests.server.auth.conftest import (
+    enable_2fa,
+    eventually_equal,
+    mailed_code,
+    messages_to,
+    row_counts,
+    totp_at,
+)
 
 OTP_REQUEST, OTP_VERIFY = "/api/v1/auth/otp/request", "/api/v1/auth/otp/verify"
 FORGOT, RESET = "/api/v1/auth/password/forgot", "/api/v1/auth/password/reset"
@@ -143,6 +150,7 @@ async def test_reset_sets_the_new_password_and_revokes_every_session(client, dat
         RESET, json={"email": account.email, "code": code, "new_password": new_password}
     )
     assert response.status == 204
+    await eventually_equal(revoked, [account.id])
     assert revoked == [account.id]
     assert (await client.get(ME, headers=account.headers)).status == 401
     refreshed = await client.post(

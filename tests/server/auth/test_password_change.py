@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from server.state import REVOCATIONS
 from tests.accounts import signup
+from tests.server.auth.conftest import eventually_equal
 
 CHANGE, LOGIN, REFRESH, ME = (
     "/api/v1/auth/password/change",
@@ -27,6 +28,7 @@ async def test_change_keeps_the_calling_session_and_revokes_the_others(client) -
         headers=caller.headers,
     )
     assert response.status == 204
+    await eventually_equal(revoked, [caller.id])
     assert revoked == [caller.id]
     assert (await client.get(ME, headers=caller.headers)).status == 200
     rotated = await client.post(REFRESH, json={"refresh_token": caller.refresh_token})

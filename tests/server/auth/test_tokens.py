@@ -16,6 +16,7 @@ from server.auth.guard import user_from_access_token
 from server.state import REVOCATIONS
 from storage.models import RefreshToken
 from tests.accounts import signup
+from tests.server.auth.conftest import eventually_equal
 
 REFRESH, LOGOUT, LOGOUT_ALL = (
     "/api/v1/auth/refresh",
@@ -121,6 +122,7 @@ async def test_logout_all_invalidates_every_existing_token_and_notifies_listener
         assert (await client.get(ME, headers=bearer(access))).status == 401
     for refresh_token in (account.refresh_token, second["refresh_token"]):
         assert (await refresh(client, refresh_token)).status == 401
+    await eventually_equal(revoked, [account.id])
     assert revoked == [account.id]
     fresh = await client.post(
         "/api/v1/auth/login", json={"email": account.email, "password": account.password}

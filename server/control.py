@@ -1,0 +1,71 @@
+"""The control stream: events every instance acts on, its own included.
+
+`user_revoked` closes the user's websockets everywhere (4401); `room_deleted` ends the
+room's subscriptions everywhere; `plan_changed` is informational (quotas read the plan
+from the database on every prompt, so a change applies at once on every instance).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from server.state import BUS, HUB, REVOCATIONS
+from storage.bus import BusEvent
+
+logger = logging.getLogger(__name__)
+
+TOPIC = "control"
+
+_pending: set[asyncio.Future[None]] = set()  # keeps notification tasks alive until done
+
+
+async def announce(app: web.Application, event: dict[str, Any]) -> None:
+    """Publish a control event. Raises when the bus is down."""
+    await app[BUS].publish(TOPIC, orjson.dumps(event))
+
+
+async def room_deleted(app: web.Application, room_id: str) -> None:
+    """After the commit: every instance's live actor of the room tells its members."""
+    try:
+        await announce(app, {"type": "room_deleted", "room_id": room_id})
+    except Exception as exc:  # noqa: BLE001 - at least this instance acts at once
+        logger.warning("room_deleted for %s not announced: %r", room_id, exc)
+        app[HUB].room_deleted(room_id)
+
+
+def handler(app: web.Application) -> Any:
+    """The bus handler for the control topic (runs on the bus reader: must not block)."""
+
+    def on_event(bus_event: BusEvent) -> None:
+        try:
+            event = orjson.loads(bus_event.data)
+            kind = event["type"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            logger.error("malformed control event %s", bus_event.id)
+            return
+        if kind == "user_revoked":
+            # Every listener of this instance (the hub closes the user's sockets).
+            task = asyncio.ensure_future(app[REVOCATIONS].notify_local(str(event["user_id"])))
+            _pending.add(task)
+            task.add_done_callback(_pending.discard)
+        elif kind == "room_deleted":
+            app[HUB].room_deleted(str(event["room_id"]))
+        elif kind == "plan_changed":
+            logger.info("control: plan of team=%s changed", event.get("team_id"))
+
+    return on_event
+
+
+async def subscribe(app: web.Application) -> Any:
+    """Listen to the control topic and route revocations through it."""
+
+    async def publish_revocation(user_id: str) -> None:
+        await announce(app, {"type": "user_revoked", "user_id": user_id})
+
+    app[REVOCATIONS].route_through(publish_revocation)
+    return await app[BUS].subscribe(TOPIC, handler(app))
