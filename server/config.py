@@ -85,6 +85,11 @@ class Settings:
     ai_context_tokens: int = 8000
     ai_max_output_tokens: int = 1024
     ai_queue_size: int = 8
+    # Across instances: presence entries live this long unless refreshed (every tick);
+    # a generation silent this long is declared interrupted by the others.
+    presence_ttl: float = 6.0
+    tick_interval: float = 2.0
+    ai_interrupt_after: float = 6.0
     refresh_token_ttl: int = 30 * 24 * 3600
     argon2: Argon2Params = Argon2Params()
     plans: PlanLimits = PlanLimits()
@@ -204,6 +209,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ai_context_tokens=_int(environ, "AI_CONTEXT_TOKENS", 8000),
         ai_max_output_tokens=_int(environ, "AI_MAX_OUTPUT_TOKENS", 1024),
         ai_queue_size=_int(environ, "AI_QUEUE_SIZE", 8),
+        presence_ttl=_float(environ, "PRESENCE_TTL", 6.0),
+        tick_interval=_float(environ, "TICK_INTERVAL", 2.0),
+        ai_interrupt_after=_float(environ, "AI_INTERRUPT_AFTER", 6.0),
         public_url=environ.get("PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
         argon2=Argon2Params(
             time_cost=_int(environ, "ARGON2_TIME_COST", default_argon.time_cost),

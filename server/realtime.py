@@ -149,6 +149,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
             redis,
             bus.instance_id,
             key_of=lambda room_id: f"{bus.stream_key(f'room:{room_id}')}:presence",
+            ttl=settings.presence_ttl,
         )
     hub = Hub(
         store=SqlMessageStore(database, RoomListCache(app[CACHE])),
@@ -159,6 +160,8 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
             outbound_soft_limit=settings.ws_outbound_soft_limit,
             outbound_hard_limit=settings.ws_outbound_hard_limit,
             session_limits=SessionLimits(expiry_grace=settings.ws_token_grace),
+            tick_interval=settings.tick_interval,
+            interrupt_after=settings.ai_interrupt_after,
         ),
         fault=app.get(FAULTS),
         assistant=assistant,

@@ -82,6 +82,7 @@ class Connection:
         self.bucket = bucket
         self._writer: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
+        self._read_done = asyncio.Event()
 
     def close_soon(self, code: int, reason: str) -> None:
         """Close with `code` from any task (actors call this); the first code wins."""
@@ -89,12 +90,22 @@ class Connection:
             self._closing = asyncio.create_task(self._close(code, reason))
 
     async def _close(self, code: int, reason: str) -> None:
+        """Send the close frame, then let the read loop take the peer's reply.
+
+        `ws.close()` from a task other than the reader closes the transport at once, so a
+        client's close reply can hit a closed socket and the client reports 1006 instead
+        of our code. Sending the frame ourselves and letting the reader finish the
+        handshake keeps the code intact.
+        """
         logger.info("ws closing code=%d reason=%s", code, reason)
         await self._stop_writer()  # it may be stuck on a peer that does not read
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
-                await self.ws.close(code=code, message=reason.encode())
-        except TimeoutError:
+                if not self.ws.closed:
+                    payload = code.to_bytes(2, "big") + reason.encode()[:120]
+                    await self.ws.send_frame(payload, WSMsgType.CLOSE)
+                await self._read_done.wait()
+        except (TimeoutError, ConnectionError):
             # A peer that does not read cannot take the close frame either.
             transport = self.ws._req.transport if self.ws._req else None  # noqa: SLF001
             if transport is not None:
@@ -106,6 +117,7 @@ class Connection:
         try:
             await self.read(session)
         finally:
+            self._read_done.set()
             await self.hub.close_session(session)
             await self._stop_writer()
             if self._closing is not None:
@@ -128,24 +140,29 @@ class Connection:
             self.close_soon(4509, "slow consumer")
 
     async def read(self, session: SessionActor) -> None:
-        """Hand every frame to the session until the peer or the server closes."""
+        """Hand every frame to the session until the peer or the server closes.
+
+        Once closing, frames are dropped but still read: the loop ends on the peer's
+        close reply, which completes the handshake (or on the close timeout).
+        """
         while not self.ws.closed:
             message = await self.ws.receive()
             if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                 return
             if message.type is WSMsgType.ERROR:
                 return  # aiohttp already closed it (1009 for a frame over the limit)
+            if self._closing is not None:
+                continue
             if message.type is WSMsgType.BINARY:
                 self.close_soon(1003, "binary frames are not accepted")
-                return
-            if not self.bucket.take():
+            elif not self.bucket.take():
                 self.close_soon(4429, "too many frames per second")
-                return
-            if not self.handle_text(session, message.data):
-                return
+            else:
+                self.handle_text(session, message.data)
 
     def handle_text(self, session: SessionActor, text: str) -> bool:
-        """Decode one frame and give it to the session; False when the connection must end."""
+        """Decode one frame and give it to the session; False when the connection must end
+        (`close_soon` has then been called)."""
         try:
             data = orjson.loads(text)
         except orjson.JSONDecodeError:
