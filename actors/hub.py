@@ -15,7 +15,7 @@ from actors.errors import ActorError
 from actors.outbound import OutboundQueue
 from actors.ports import MessageStore, RoomDirectory, UserRef
 from actors.registry import Registry
-from actors.room import AssistantDeps, Deleted, FaultHook, RoomActor, Tick
+from actors.room import AssistantDeps, Changed, Deleted, FaultHook, RoomActor, Tick
 from actors.session import SessionActor, SessionLimits, Verifier
 from actors.supervisor import RestartPolicy, Supervisor
 from storage.bus import Bus
@@ -135,6 +135,13 @@ class Hub:
         for session in sessions:
             session.close(4401, "tokens revoked")
         return len(sessions)
+
+    def room_changed(self, room_id: str) -> None:
+        """The room's settings changed: its live actor reloads them."""
+        room = self.rooms.get(room_id)
+        if room is not None:
+            with contextlib.suppress(ActorError):
+                room.tell(Changed())
 
     def room_deleted(self, room_id: str) -> None:
         """The room is gone: its live actor tells its members and stops."""

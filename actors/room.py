@@ -29,6 +29,7 @@ from errors import Forbidden, NotFound, Unavailable
 from storage.bus import Bus, BusEvent, Subscription
 from storage.messages import Appended, NewMessage, StoredMessage
 from storage.presence import MemoryPresence, Presence
+from storage.rooms import RoomRecord
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,11 @@ class Tick:
 
 
 @dataclass(frozen=True, slots=True)
+class Changed:
+    """The room's settings changed (on any instance): reload them now."""
+
+
+@dataclass(frozen=True, slots=True)
 class Deleted:
     """The room was deleted (on any instance): tell the members, then stop."""
 
@@ -131,6 +137,7 @@ RoomMessage = (
     | CancelGeneration
     | GenerationDone
     | Tick
+    | Changed
     | Deleted
 )
 
@@ -192,6 +199,7 @@ class RoomActor(Actor[RoomMessage]):
         self._queue: list[Job] = []
         self._running: tuple[Run, asyncio.Task[None]] | None = None
         self._live: LiveGeneration | None = None
+        self._settings: RoomRecord | None = None  # mode and system prompt, refreshed by Tick
         self._ended: dict[str, None] = {}  # recently ended generations (dedupe ai.end/error)
         self._presence = presence or MemoryPresence()
         self._bus_ready = bus_ready
@@ -205,6 +213,7 @@ class RoomActor(Actor[RoomMessage]):
             if room is None:
                 raise NotFound("no such room")
             self.delivered_seq = room.last_seq
+            self._settings = room
         if self._subscription is None:
             self._subscription = await self._bus.subscribe(topic(self.room_id), self._from_bus)
         if self._committer is None or self._committer.done():
@@ -270,6 +279,8 @@ class RoomActor(Actor[RoomMessage]):
                 self._cancel(message)
             case Tick():
                 await self._tick()
+            case Changed():
+                await self._reload_settings()
             case Deleted():
                 self._deleted()
             case GenerationDone(gen_id=gen_id):
@@ -469,7 +480,7 @@ class RoomActor(Actor[RoomMessage]):
                     logger.warning("room %s: publish failed; refusing the ack", self.room_id)
                     reject(post.reply, Unavailable("stored, but delivery is down; retry"))
                     continue
-                if self._assistant is not None and post.message.author.kind == "user":
+                if self._may_answer(post):
                     self._tell_self(Prompted(post, appended.message.seq))
             resolve(post.reply, appended)
 
@@ -481,12 +492,19 @@ class RoomActor(Actor[RoomMessage]):
         except (MailboxFull, ActorStopped):
             logger.warning("room %s: dropped %s", self.room_id, type(message).__name__)
 
+    def _may_answer(self, post: Post) -> bool:
+        """The room's mode (as last loaded) asks the assistant to answer this message."""
+        settings = self._settings
+        return (
+            self._assistant is not None
+            and post.message.author.kind == "user"
+            and settings is not None
+            and wants_answer(settings.assistant, post.ai)
+        )
+
     async def _prompted(self, prompted: Prompted) -> None:
-        """Queue an answer if the room's mode asks for one and the sender has quota left."""
+        """Queue an answer if the sender has quota left (the mode was checked at commit)."""
         assert self._assistant is not None  # noqa: S101 - only told when configured
-        room = await self._store.room(self.room_id)
-        if room is None or not wants_answer(room.assistant, prompted.post.ai):
-            return
         post = prompted.post
         author_id = post.message.author.id or ""
         if len(self._queue) >= self._assistant.config.queue_size:
@@ -543,6 +561,7 @@ class RoomActor(Actor[RoomMessage]):
     # Across instances.
 
     async def _tick(self) -> None:
+        await self._reload_settings()
         local = {m.user.id: m.user.name for m in self.members.values()}
         try:
             await self._presence.refresh(self.room_id, local.items())
@@ -556,6 +575,16 @@ class RoomActor(Actor[RoomMessage]):
             silent = asyncio.get_running_loop().time() - self._live.last_seen
             if silent > self._interrupt_after:
                 await self._interrupted(self._live.gen_id)
+
+    async def _reload_settings(self) -> None:
+        """Pick up a changed mode or system prompt (every tick, and on `room_changed`)."""
+        try:
+            room = await self._store.room(self.room_id)
+        except Exception as exc:  # noqa: BLE001 - keep the settings we have
+            logger.warning("room %s: settings reload failed: %r", self.room_id, exc)
+            return
+        if room is not None:
+            self._settings = room
 
     async def _interrupted(self, gen_id: str) -> None:
         """A generation of another instance went silent: its instance died. End it for all."""

@@ -66,8 +66,13 @@ async def _send(ws: web.WebSocketResponse, room_id: str, room: Room, frame: dict
     await _broadcast(room, orjson.dumps(event))
 
 
-async def _handle(ws: web.WebSocketResponse, rooms: dict[str, Room], user: dict[str, str],
-                  joined: set[str], frame: dict[str, Any]) -> None:
+async def _handle(
+    ws: web.WebSocketResponse,
+    rooms: dict[str, Room],
+    user: dict[str, str],
+    joined: set[str],
+    frame: dict[str, Any],
+) -> None:
     kind, room_id, re = frame.get("type"), frame.get("room"), frame.get("id")
     if kind == "send" and room_id in joined:
         await _send(ws, room_id, rooms[room_id], frame)

@@ -207,9 +207,9 @@ class RoomState:
         return max([self.max_seq, *(s.last_seq for s in self.subscribers)])
 
 
-async def _joined_client(port: int, room_id: str, token: str, gate: asyncio.Semaphore) -> tuple[
-    WsClient, int
-]:
+async def _joined_client(
+    port: int, room_id: str, token: str, gate: asyncio.Semaphore
+) -> tuple[WsClient, int]:
     """Open, wait for `ready`, join `room_id`; the client and the room's seq at join."""
     async with gate:
         client = await open_ws(HOST, port, token)
@@ -273,9 +273,7 @@ class Worker:
     def _interleaved_publishers(self) -> list[Publisher]:
         """Publishers ordered so that consecutive sends go to different rooms."""
         most = max((len(room.publishers) for room in self.rooms), default=0)
-        return [
-            room.publishers[i] for i in range(most) for room in self.rooms if i < len(room.publishers)
-        ]
+        return [r.publishers[i] for i in range(most) for r in self.rooms if i < len(r.publishers)]
 
     async def _publish(self, step: Step) -> float:
         """Send at `step.rate` for `step.seconds`; returns the window's length."""
@@ -326,7 +324,12 @@ class Worker:
                 sub.reordered = sub.duplicates = 0
                 sub.last_seq = max(sub.last_seq, top)
             room.start_seq = room.max_seq = top
-        return {"lost": lost, "reordered": reordered, "duplicates": duplicates, "expected": expected}
+        return {
+            "lost": lost,
+            "reordered": reordered,
+            "duplicates": duplicates,
+            "expected": expected,
+        }
 
     async def step(self, step: Step) -> dict[str, Any]:
         collector = self.collector

@@ -38,6 +38,15 @@ async def room_deleted(app: web.Application, room_id: str) -> None:
         app[HUB].room_deleted(room_id)
 
 
+async def room_changed(app: web.Application, room_id: str) -> None:
+    """After the commit: every instance's live actor of the room reloads its settings."""
+    try:
+        await announce(app, {"type": "room_changed", "room_id": room_id})
+    except Exception as exc:  # noqa: BLE001 - this instance at least; the rest on their tick
+        logger.warning("room_changed for %s not announced: %r", room_id, exc)
+        app[HUB].room_changed(room_id)
+
+
 def handler(app: web.Application) -> Any:
     """The bus handler for the control topic (runs on the bus reader: must not block)."""
 
@@ -55,6 +64,8 @@ def handler(app: web.Application) -> Any:
             task.add_done_callback(_pending.discard)
         elif kind == "room_deleted":
             app[HUB].room_deleted(str(event["room_id"]))
+        elif kind == "room_changed":
+            app[HUB].room_changed(str(event["room_id"]))
         elif kind == "plan_changed":
             logger.info("control: plan of team=%s changed", event.get("team_id"))
 

@@ -112,6 +112,7 @@ async def change_room(request: web.Request) -> web.Response:
     if room is None:
         raise NotFound("no such room")
     await RoomListCache(request.app[CACHE]).invalidate(room.team_id)
+    await control.room_changed(request.app, room.id)
     return json_response(room.to_json())
 
 

@@ -1,0 +1,404 @@
+"""The fan-out benchmark (issue 5): Roomcast against a raw aiohttp broadcast baseline.
+
+    python -m loadtests.fanout                 # 10 rooms x 50 subscribers, 5000 idle
+    python -m loadtests.fanout --quick         # a < 60 s smoke run
+    make bench ARGS="--rooms 5 --json bench.json"
+
+One run: a throwaway PostgreSQL (unless --database-url), migrated and seeded through
+storage; Roomcast (`run.py serve`) pinned to the server core; client worker processes
+pinned to the client core(s). Publishers (members too) step up the offered rate; every
+step prints offered and delivered messages/s, send-to-receipt latency, lost and
+out-of-order deliveries (per room, by seq, after a drain), server CPU and RSS, the
+database's and the clients' CPU. The same client then drives loadtests/baseline_server.py
+through the same steps, and both servers are measured with idle joined sessions. The
+summary gives each server's sustained rate (p99 < 100 ms, nothing lost or reordered) and
+Roomcast's as a ratio of the baseline's; --json writes every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from loadtests.phases import StepPlan, run_fanout, run_idle
+from loadtests.processes import (
+    REPO,
+    CpuClock,
+    ServerProcess,
+    WorkerPool,
+    start_server,
+    tree_cpu_seconds,
+)
+from loadtests.report import IdleFigures, StepFigures, summary_lines, sustained_rate
+from loadtests.seed import SeededRoom, mint_tokens, seed_rooms
+from loadtests.worker import RoomPlan, raise_open_files_limit
+from server.config import generate_secret
+from storage import migrate
+from tests.services import PostgresServer, free_port
+
+IDLE_ROOM_SIZE = 50
+
+
+def _rates(text: str) -> list[float]:
+    return [float(part) for part in text.split(",") if part.strip()]
+
+
+def _cores(text: str) -> set[int]:
+    return {int(part) for part in text.split(",") if part.strip()}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtests.fanout", description=__doc__.split("\n\n")[0]
+    )
+    add = parser.add_argument
+    add("--rooms", type=int, default=10, help="rooms (default 10)")
+    add("--subscribers", type=int, default=50, help="subscribers per room (default 50)")
+    add("--publishers", type=int, default=2, help="publishers per room, also members")
+    add("--rates", type=_rates, help="offered msgs/s steps, e.g. 500,1000,2000")
+    add("--start-rate", type=float, default=100.0, help="first step (msgs/s, all rooms)")
+    add("--factor", type=float, default=math.sqrt(2), help="growth between steps")
+    add("--max-rate", type=float, default=16000.0, help="last step at most (msgs/s)")
+    add("--refine", type=int, default=2, help="extra steps bisecting the sustained limit")
+    add("--step-seconds", type=float, default=5.0, help="sending window of a step")
+    add("--drain-seconds", type=float, default=5.0, help="max wait for acks and deliveries")
+    add("--idle", type=int, default=5000, help="idle joined sessions (0: skip)")
+    add("--client-procs", type=int, default=1, help="load client processes")
+    add("--server-core", type=int, default=0, help="core the server under test runs on")
+    add("--client-cores", type=_cores, default={1}, help="cores of the clients, e.g. 1")
+    add("--servers", default="roomcast,baseline", help="which servers to measure")
+    add("--database-url", help="an existing PostgreSQL to use (migrated here)")
+    add(
+        "--server-tree",
+        type=Path,
+        default=REPO,
+        help="checkout whose run.py is served "
+        "(default: this repo; e.g. a `git archive` snapshot while the tree is being edited)",
+    )
+    add("--server-env", action="append", default=[], help="KEY=VALUE for Roomcast's env")
+    add("--profile", type=Path, help="directory: py-spy profile of each server's fan-out")
+    add("--json", type=Path, help="write every figure here as JSON")
+    add("--logs", type=Path, help="keep the servers' logs in this directory")
+    add("--quick", action="store_true", help="2 rooms x 5, 2 short steps, 200 idle")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rooms, args.subscribers, args.publishers = 2, 5, 1
+        args.rates = args.rates or [100.0, 200.0]
+        args.step_seconds, args.drain_seconds, args.refine = 1.5, 3.0, 0
+        args.idle = min(args.idle, 200)
+    if not args.rates:
+        args.rates = _ladder(args.start_rate, args.factor, args.max_rate)
+    return args
+
+
+def _ladder(start: float, factor: float, top: float) -> list[float]:
+    """start, start*factor, ... up to top, each rounded to two significant digits."""
+    rates, rate = [], start
+    while rate <= top * 1.0001:
+        rates.append(float(f"{rate:.2g}"))
+        rate *= factor
+    return rates
+
+
+def _say(line: str = "") -> None:
+    print(line, flush=True)  # noqa: T201
+
+
+@dataclass
+class Fixtures:
+    """What seeding produced: the fan-out rooms and the idle sessions' rooms."""
+
+    fanout: list[SeededRoom]
+    idle: list[SeededRoom]
+
+
+def _database(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[str, CpuClock]:
+    """The database URL and a clock of the CPU seconds PostgreSQL has used."""
+    if args.database_url:
+        return args.database_url, lambda: 0.0  # not ours to watch
+    postgres = PostgresServer()
+    stack.callback(postgres.destroy)
+    postgres.start()
+    pid_file = postgres.data / "postmaster.pid"
+    postmaster = int(pid_file.read_text().split()[0])
+    return postgres.url, lambda: tree_cpu_seconds(postmaster)
+
+
+async def _seed(url: str, args: argparse.Namespace) -> Fixtures:
+    fanout = await seed_rooms(url, "fan", args.rooms, args.publishers + args.subscribers)
+    idle_total = args.idle + _warmup(args.idle) if args.idle else 0
+    idle_rooms = math.ceil(idle_total / IDLE_ROOM_SIZE)
+    idle = await seed_rooms(url, "idle", idle_rooms, IDLE_ROOM_SIZE) if idle_rooms else []
+    return Fixtures(fanout, idle)
+
+
+def _migrate(url: str, tree: Path) -> None:
+    """storage.migrate.upgrade, or the other tree's own `run.py migrate` for --server-tree."""
+    if tree.resolve() == REPO:
+        migrate.upgrade(url)
+        return
+    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": generate_secret()}
+    subprocess.run([sys.executable, "run.py", "migrate"], cwd=tree, env=env, check=True)
+
+
+def _warmup(idle: int) -> int:
+    return max(10, idle // 50)
+
+
+def _room_plans(rooms: list[SeededRoom], tokens: dict[str, str], publishers: int) -> list[RoomPlan]:
+    return [
+        RoomPlan(
+            room.room_id,
+            tuple(tokens[user.id] for user in room.users[publishers:]),
+            tuple(tokens[user.id] for user in room.users[:publishers]),
+        )
+        for room in rooms
+    ]
+
+
+def _idle_sessions(
+    rooms: list[SeededRoom], tokens: dict[str, str], count: int
+) -> list[tuple[str, str]]:
+    sessions = [(room.room_id, tokens[user.id]) for room in rooms for user in room.users]
+    return sessions[:count]
+
+
+def _roomcast_env(
+    args: argparse.Namespace, url: str, port: int, secret: str, var: Path
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    env.update(
+        ENV="development",
+        SECRET_KEY=secret,
+        VAR_DIR=str(var),
+        DATABASE_URL=url,
+        HOST="127.0.0.1",
+        PORT=str(port),
+        AUTH_RATE_LIMIT="1000000",
+        ARGON2_TIME_COST="1",
+        ARGON2_MEMORY_COST="1024",
+        ARGON2_PARALLELISM="1",
+        WS_FRAMES_PER_SECOND="1000000",
+        WS_BURST="1000000",
+        LOG_LEVEL="WARNING",
+    )
+    for item in args.server_env:
+        key, _, value = item.partition("=")
+        env[key] = value
+    return env
+
+
+class Servers:
+    """Starts the servers under test, each on a fresh port, pinned to the server core."""
+
+    def __init__(self, args: argparse.Namespace, url: str, tmp: Path, stack: contextlib.ExitStack):
+        self.args, self.url, self.tmp, self.stack = args, url, tmp, stack
+        self.secret = generate_secret()
+        self.logs = args.logs or tmp
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.started: list[ServerProcess] = []
+
+    def start(self, name: str) -> ServerProcess:
+        port = free_port()
+        cwd = REPO
+        if name == "roomcast":
+            cwd = self.args.server_tree
+            env = _roomcast_env(self.args, self.url, port, self.secret, self.tmp / "var")
+            argv = ["run.py", "serve"]
+        else:
+            env = dict(os.environ)
+            argv = ["-m", "loadtests.baseline_server", "--port", str(port)]
+        server = start_server(
+            name,
+            argv,
+            port=port,
+            env=env,
+            core=self.args.server_core,
+            log_dir=self.logs,
+            stack=self.stack,
+            cwd=cwd,
+        )
+        self.started.append(server)
+        return server
+
+    def log_tails(self) -> str:
+        return "\n".join(f"--- {s.name} log (tail) ---\n{s.log_tail()}" for s in self.started)
+
+
+def _check_token(server: ServerProcess, token: str) -> None:
+    """Fail fast when the minted tokens are not accepted (a SECRET_KEY mix-up)."""
+    request = urllib.request.Request(  # noqa: S310 - our own server on 127.0.0.1
+        server.url("/api/v1/me"), headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        if response.status != 200:
+            raise RuntimeError(f"GET /api/v1/me with a minted token answered {response.status}")
+
+
+def _fanout_phase(
+    name: str, servers: Servers, pool: WorkerPool, fixtures: Fixtures, db_cpu: CpuClock
+) -> list[StepFigures]:
+    args = servers.args
+    users = [user for room in fixtures.fanout for user in room.users]
+    tokens = mint_tokens(servers.secret, users)
+    server = servers.start(name)
+    if name == "roomcast":
+        _check_token(server, tokens[users[0].id])
+    _say(
+        f"\n== {name} fan-out: {args.rooms} rooms x {args.subscribers} subscribers "
+        f"+ {args.publishers} publishers, pid {server.pid} on core {args.server_core} =="
+    )
+    plan = StepPlan(
+        args.rates,
+        args.step_seconds,
+        args.drain_seconds,
+        args.subscribers,
+        args.refine,
+        args.server_core,
+        frozenset(args.client_cores),
+    )
+    rooms = _room_plans(fixtures.fanout, tokens, args.publishers)
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    try:
+        return run_fanout(server, pool, rooms, plan, db_cpu, args.profile)
+    finally:
+        server.stop()
+
+
+def _idle_phase(name: str, servers: Servers, pool: WorkerPool, fixtures: Fixtures) -> IdleFigures:
+    args = servers.args
+    users = [user for room in fixtures.idle for user in room.users]
+    tokens = mint_tokens(servers.secret, users)
+    warmup = _warmup(args.idle)
+    sessions = _idle_sessions(fixtures.idle, tokens, args.idle + warmup)
+    server = servers.start(name)
+    try:
+        figures = run_idle(server, pool, sessions, warmup)
+    finally:
+        server.stop()
+    _say(figures.line(name))
+    return figures
+
+
+def _report(
+    args: argparse.Namespace,
+    steps: dict[str, list[StepFigures]],
+    idle: dict[str, IdleFigures],
+    setup: dict[str, Any],
+) -> None:
+    _say("\n== Summary ==")
+    for line in summary_lines(steps.get("roomcast", []), steps.get("baseline", []), idle):
+        _say(line)
+    if args.json is None:
+        return
+    rates = {name: sustained_rate(s) for name, s in steps.items()}
+    base = rates.get("baseline", (0.0, 0.0))[0]
+    document = {
+        "setup": setup,
+        "servers": {
+            name: {
+                "steps": [s.to_json() for s in server_steps],
+                "sustained_delivered_per_s": rates[name][0],
+                "sustained_offered_msgs_per_s": rates[name][1],
+            }
+            for name, server_steps in steps.items()
+        },
+        "ratio": rates["roomcast"][0] / base if base and "roomcast" in rates else None,
+        "idle": {name: figures.to_json() for name, figures in idle.items()},
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(document, indent=2))
+    _say(f"figures written to {args.json}")
+
+
+def _setup_figures(args: argparse.Namespace, seconds: float) -> dict[str, Any]:
+    return {
+        "rooms": args.rooms,
+        "subscribers": args.subscribers,
+        "publishers": args.publishers,
+        "rates": args.rates,
+        "step_seconds": args.step_seconds,
+        "idle": args.idle,
+        "client_procs": args.client_procs,
+        "server_core": args.server_core,
+        "client_cores": sorted(args.client_cores),
+        "cpus": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
+        "seed_seconds": seconds,
+        "users": "seeded via storage; access tokens minted with server/auth/tokens.py",
+    }
+
+
+def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+    names = [n.strip() for n in args.servers.split(",") if n.strip()]
+    tmp = Path(tempfile.mkdtemp(prefix="roomcast-bench-"))
+    stack.callback(shutil.rmtree, tmp, True)
+    _say("== Setup ==")
+    url, db_cpu = _database(args, stack)
+    _migrate(url, args.server_tree)
+    started = time.monotonic()
+    fixtures = asyncio.run(_seed(url, args))
+    seconds = time.monotonic() - started
+    seeded = sum(len(room.users) for room in [*fixtures.fanout, *fixtures.idle])
+    _say(
+        f"PostgreSQL {'given' if args.database_url else 'throwaway'}, migrated; {seeded} users "
+        f"and {len(fixtures.fanout) + len(fixtures.idle)} rooms seeded via storage in "
+        f"{seconds:.1f} s; tokens minted with server/auth/tokens.py"
+    )
+    _say(
+        f"server core {args.server_core}; {args.client_procs} client process(es) on cores "
+        f"{sorted(args.client_cores)}; steps {args.rates} msgs/s x {args.step_seconds:g} s"
+    )
+    servers = Servers(args, url, tmp, stack)
+    pool = WorkerPool(args.client_procs, args.client_cores, stack)
+    steps: dict[str, list[StepFigures]] = {}
+    idle: dict[str, IdleFigures] = {}
+    try:
+        for name in names:
+            steps[name] = _fanout_phase(name, servers, pool, fixtures, db_cpu)
+        if args.idle:
+            _say(f"\n== Idle sessions: {args.idle} connected, authenticated, joined ==")
+            for name in names:
+                idle[name] = _idle_phase(name, servers, pool, fixtures)
+    except Exception:
+        _say(servers.log_tails())
+        raise
+    _report(args, steps, idle, _setup_figures(args, seconds))
+
+
+def _terminated(_signum: int, _frame: Any) -> NoReturn:
+    raise SystemExit(143)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    raise_open_files_limit()
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        with contextlib.ExitStack() as stack:
+            run(args, stack)
+    except KeyboardInterrupt:
+        _say("interrupted; everything started was stopped")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
