@@ -95,10 +95,15 @@ class Hub:
         self._ticker = asyncio.create_task(self._tick(), name="hub tick")
 
     def open_session(
-        self, user: UserRef, token_expires_at: float, close: Callable[[int, str], None]
+        self,
+        user: UserRef,
+        token_expires_at: float,
+        close: Callable[[int, str], None],
+        *,
+        outbound: OutboundQueue | None = None,
     ) -> SessionActor:
         """Make and start the actor of a new authenticated connection."""
-        outbound = OutboundQueue(
+        outbound = outbound or OutboundQueue(
             soft_limit=self._config.outbound_soft_limit,
             hard_limit=self._config.outbound_hard_limit,
         )

@@ -258,9 +258,6 @@ class RoomActor(Actor[RoomMessage]):
         match message:
             case Delivered(event=event):
                 self._deliver(event)
-                # Let the members' writers run between events: a burst (one commit's
-                # worth) must reach the sockets, not pile up in the outbound queues.
-                await asyncio.sleep(0)
             case Post():
                 self._pending.append(message)
                 self._has_pending.set()

@@ -64,8 +64,9 @@ class SqlMessageStore:
         self._team_of: dict[str, str] = {}  # filled by room(), which every room starts with
 
     async def append_many(self, batch: Sequence[NewMessage]) -> list[Appended]:
-        async with self._database.sessions.begin() as session:
-            appended = await messages.append_many(session, batch)
+        # A plain connection, not an ORM session: this is the hot path of every send.
+        async with self._database.engine.begin() as connection:
+            appended = await messages.append_many(connection, batch)
         teams = {self._team_of.get(message.room_id) for message in batch}
         for team_id in teams - {None}:
             await self._room_lists.invalidate(str(team_id))

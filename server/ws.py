@@ -22,6 +22,7 @@ from aiohttp import WSMsgType, web
 from actors.errors import ActorError, MailboxFull
 from actors.events import error_frame, frame
 from actors.hub import Hub
+from actors.outbound import OutboundQueue
 from actors.ports import UserRef
 from actors.requests import Auth, parse_request, request_id
 from actors.session import SessionActor
@@ -35,6 +36,13 @@ HEARTBEAT = 25
 MAX_FRAME = 64 * 1024
 AUTH_DEADLINE = 10.0
 CLOSE_TIMEOUT = 2.0
+DIRECT_WRITE_LIMIT = 64 * 1024  # bytes waiting in the transport before frames queue instead
+
+
+def ws_transport(ws: web.WebSocketResponse) -> asyncio.Transport | None:
+    request = ws._req  # noqa: SLF001 - aiohttp keeps the prepared request here
+    transport = request.transport if request is not None else None
+    return transport if isinstance(transport, asyncio.Transport) else None
 
 
 async def verify_token(app: web.Application, token: str) -> tuple[UserRef, float]:
@@ -49,6 +57,55 @@ def origin_allowed(request: web.Request, origin: str) -> bool:
     if origin.rstrip("/") in allowed or "*" in allowed:
         return True
     return urlsplit(origin).netloc == request.host
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A whole unmasked websocket text frame (RFC 6455 §5.2) around `payload`."""
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 65536:
+        header = b"\x81\x7e" + size.to_bytes(2, "big")
+    else:
+        header = b"\x81\x7f" + size.to_bytes(8, "big")
+    return header + payload
+
+
+class SocketOutbound(OutboundQueue):
+    """An outbound queue that writes straight into the socket while the socket keeps up.
+
+    A room hands every member the same payload object, so the framed bytes are built once
+    per event (the one-entry cache) and each member costs one `transport.write`, with no
+    task switch. Only a member whose socket is backed up (or whose queue is not empty, to
+    keep order) queues, and its writer task drains the queue with backpressure.
+    """
+
+    _cached: tuple[bytes, bytes] = (b"", b"")
+
+    def __init__(
+        self, transport: asyncio.Transport | None, *, soft_limit: int, hard_limit: int
+    ) -> None:
+        super().__init__(soft_limit=soft_limit, hard_limit=hard_limit)
+        self._transport = transport
+        self.writing = False  # the writer holds frames taken from the queue
+
+    def put(self, frame: bytes, kind: str = "", gen: str | None = None) -> bool:
+        transport = self._transport
+        if (
+            not self.writing
+            and not len(self)
+            and not self.closed
+            and transport is not None
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() < DIRECT_WRITE_LIMIT
+        ):
+            source, wire = SocketOutbound._cached
+            if source is not frame:
+                wire = text_frame(frame)
+                SocketOutbound._cached = (frame, wire)
+            transport.write(wire)
+            return True
+        return super().put(frame, kind, gen)
 
 
 @dataclass(slots=True)
@@ -107,7 +164,7 @@ class Connection:
                 await self._read_done.wait()
         except (TimeoutError, ConnectionError):
             # A peer that does not read cannot take the close frame either.
-            transport = self.ws._req.transport if self.ws._req else None  # noqa: SLF001
+            transport = ws_transport(self.ws)
             if transport is not None:
                 transport.close()
 
@@ -132,10 +189,17 @@ class Connection:
             await writer
 
     async def write(self, session: SessionActor) -> None:
-        """Drain the outbound queue into the socket until it closes."""
-        while frames := await session.outbound.take():
-            for data in frames:
-                await self.ws.send_frame(data, WSMsgType.TEXT)
+        """Drain the outbound queue into the socket, with backpressure, until it closes."""
+        outbound = session.outbound
+        while frames := await outbound.take():
+            if isinstance(outbound, SocketOutbound):
+                outbound.writing = True
+            try:
+                for data in frames:
+                    await self.ws.send_frame(data, WSMsgType.TEXT)
+            finally:
+                if isinstance(outbound, SocketOutbound):
+                    outbound.writing = False
         if session.outbound.overflowed:
             self.close_soon(4509, "slow consumer")
 
@@ -251,7 +315,12 @@ async def _serve(
     settings = app[SETTINGS]
     hub = app[HUB]
     connection = Connection(ws, hub, TokenBucket(settings.ws_frames_per_second, settings.ws_burst))
-    session = hub.open_session(user, expires, connection.close_soon)
+    outbound = SocketOutbound(
+        ws_transport(ws),
+        soft_limit=settings.ws_outbound_soft_limit,
+        hard_limit=settings.ws_outbound_hard_limit,
+    )
+    session = hub.open_session(user, expires, connection.close_soon, outbound=outbound)
     session.outbound.put(_ready(user, session, re), "ready")
     await connection.serve(session)
 

@@ -56,11 +56,13 @@ def make_engine(url: str, *, pool_size: int = 10, connect_timeout: float = 5.0) 
         engine = create_async_engine(url, connect_args={"timeout": connect_timeout})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
+    # No pre-ping (a round trip per checkout on the hot path): a connection that died with
+    # a database restart fails its first statement, and SQLAlchemy then invalidates the
+    # whole pool, so the next checkout connects afresh.
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,  # a connection from before a database restart is replaced, not used
         pool_timeout=connect_timeout,
         connect_args={"timeout": connect_timeout, "command_timeout": 30},
     )
@@ -69,7 +71,7 @@ def make_engine(url: str, *, pool_size: int = 10, connect_timeout: float = 5.0) 
 class Database:
     """One engine and its session factory; the handle repositories are given."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20) -> None:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url, pool_size=pool_size)
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(

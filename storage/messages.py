@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from errors import Invalid, NotFound
 from storage.models import Message, Room
@@ -33,6 +33,13 @@ from storage.types import new_id, utcnow
 AuthorKind = Literal["user", "assistant"]
 MAX_CLIENT_ID = 64
 MAX_AUTHOR_NAME = 100
+
+# Core tables: the write path skips the ORM's unit of work (it costs more than the SQL).
+MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+ROOMS: Table = Room.__table__  # type: ignore[assignment]
+
+#: An ORM session (REST handlers) or a plain connection (the realtime committer).
+Executor = AsyncSession | AsyncConnection
 
 # (author id, client id): what makes a send idempotent within a room.
 _Key = tuple[str, str]
@@ -138,7 +145,7 @@ class MessagePage:
 
 
 async def append(
-    session: AsyncSession,
+    session: Executor,
     room_id: str,
     author: Author,
     body: str,
@@ -158,7 +165,7 @@ async def append(
     return result
 
 
-async def append_many(session: AsyncSession, posts: Sequence[NewMessage]) -> list[Appended]:
+async def append_many(session: Executor, posts: Sequence[NewMessage]) -> list[Appended]:
     """Store a batch in the caller's transaction; results in the order of `posts`.
 
     Messages to one room get consecutive `seq`s in batch order. A post repeating a
@@ -233,26 +240,25 @@ def _key(post: NewMessage) -> _Key | None:
     return (post.author.id, post.client_id)
 
 
-async def _append_to_room(
-    session: AsyncSession, room_id: str, posts: list[NewMessage]
-) -> list[Appended]:
+async def _append_to_room(conn: Executor, room_id: str, posts: list[NewMessage]) -> list[Appended]:
+    """Lock the room by taking the seqs first, then look for retries under the lock.
+
+    Three round trips at most (UPDATE ... RETURNING, the retry SELECT when the batch has
+    client ids, the INSERT), and a fourth only when a retry hands seqs back.
+    """
     keys = {key for post in posts if (key := _key(post)) is not None}
-    found = await _find(session, room_id, keys)  # a plain retry needs no lock
-    fresh, repeats = _plan(posts, found)
-    new: dict[int, StoredMessage] = {}
-    if fresh:
-        last_seq = await _advance(session, room_id, len(fresh))  # holds the room until commit
-        # Under the lock, an identical send that a concurrent transaction committed is seen.
-        raced = await _find(session, room_id, keys - found.keys())
-        if raced:
-            found.update(raced)
-            taken = len(fresh)
-            fresh, repeats = _plan(posts, found)
-            last_seq = await _advance(session, room_id, len(fresh) - taken)  # give back
-        first_seq = last_seq - len(fresh) + 1
-        new = {i: _new_record(posts[i], first_seq + n) for n, i in enumerate(fresh)}
+    fresh, repeats = _plan(posts, {})
+    last_seq = await _advance(conn, room_id, len(fresh))  # holds the room until commit
+    # Under the lock, every identical send committed before (by anyone) is visible.
+    found = await _find(conn, room_id, keys)
+    if found:
+        taken = len(fresh)
+        fresh, repeats = _plan(posts, found)
+        last_seq = await _advance(conn, room_id, len(fresh) - taken)  # give back
+    first_seq = last_seq - len(fresh) + 1
+    new = {i: _new_record(posts[i], first_seq + n) for n, i in enumerate(fresh)}
     if new:
-        await session.execute(insert(Message), [_row(record) for record in new.values()])
+        await conn.execute(insert(MESSAGES), [_row(record) for record in new.values()])
     for index, record in new.items():
         key = _key(posts[index])
         if key is not None:
@@ -282,17 +288,16 @@ def _plan(
     return fresh, repeats
 
 
-async def _find(
-    session: AsyncSession, room_id: str, keys: Iterable[_Key]
-) -> dict[_Key, StoredMessage]:
+async def _find(conn: Executor, room_id: str, keys: Iterable[_Key]) -> dict[_Key, StoredMessage]:
     wanted = set(keys)
     if not wanted:
         return {}
-    query = select(Message).where(
-        Message.room_id == room_id, Message.client_id.in_({client for _, client in wanted})
+    columns = MESSAGES.c
+    query = select(MESSAGES).where(
+        columns.room_id == room_id, columns.client_id.in_({client for _, client in wanted})
     )
     found: dict[_Key, StoredMessage] = {}
-    for row in await session.scalars(query):
+    for row in await conn.execute(query):
         if row.author_id is not None and row.client_id is not None:
             key = (row.author_id, row.client_id)
             if key in wanted:
@@ -300,19 +305,19 @@ async def _find(
     return found
 
 
-async def _advance(session: AsyncSession, room_id: str, by: int) -> int:
+async def _advance(conn: Executor, room_id: str, by: int) -> int:
     """Move the room's `last_seq` by `by` and return it. Raises NotFound for no such room."""
-    result = await session.execute(
-        update(Room)
-        .where(Room.id == room_id)
-        .values(last_seq=Room.last_seq + by)
-        .returning(Room.last_seq)
-        .execution_options(synchronize_session=False)
+    columns = ROOMS.c
+    result = await conn.execute(
+        update(ROOMS)
+        .where(columns.id == room_id)
+        .values(last_seq=columns.last_seq + by)
+        .returning(columns.last_seq)
     )
     last_seq = result.scalar_one_or_none()
     if last_seq is None:
         raise NotFound("no such room")
-    return last_seq
+    return int(last_seq)
 
 
 def _new_record(post: NewMessage, seq: int) -> StoredMessage:
@@ -360,7 +365,8 @@ def _row(record: StoredMessage) -> dict[str, Any]:
     return row
 
 
-def _record(row: Message) -> StoredMessage:
+def _record(row: Any) -> StoredMessage:
+    """A record from an ORM `Message` or a Core row of `messages` (same attribute names)."""
     generation = None
     if row.gen_id is not None:
         generation = Generation(
