@@ -37,12 +37,14 @@ MAX_FRAME = 64 * 1024
 AUTH_DEADLINE = 10.0
 CLOSE_TIMEOUT = 2.0
 DIRECT_WRITE_LIMIT = 64 * 1024  # bytes waiting in the transport before frames queue instead
+BACKPRESSURE_POLL = 0.01  # how often a backed-up writer looks whether the socket drained
 
 
 def ws_transport(ws: web.WebSocketResponse) -> asyncio.Transport | None:
+    """The socket's transport (uvloop's is not an `asyncio.Transport` subclass, but quacks)."""
     request = ws._req  # noqa: SLF001 - aiohttp keeps the prepared request here
     transport = request.transport if request is not None else None
-    return transport if isinstance(transport, asyncio.Transport) else None
+    return transport
 
 
 async def verify_token(app: web.Application, token: str) -> tuple[UserRef, float]:
@@ -189,14 +191,25 @@ class Connection:
             await writer
 
     async def write(self, session: SessionActor) -> None:
-        """Drain the outbound queue into the socket, with backpressure, until it closes."""
+        """Drain the outbound queue into the socket until it closes.
+
+        Everything queued goes out in one write (the frames joined), then the writer waits
+        while the socket is backed up: that wait is what lets a slow reader's queue grow
+        to the hard limit, and the 4509 that follows.
+        """
         outbound = session.outbound
+        transport = ws_transport(self.ws)
         while frames := await outbound.take():
+            if transport is None or transport.is_closing():
+                return
             if isinstance(outbound, SocketOutbound):
                 outbound.writing = True
             try:
-                for data in frames:
-                    await self.ws.send_frame(data, WSMsgType.TEXT)
+                transport.write(b"".join([text_frame(data) for data in frames]))
+                while transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT:
+                    if transport.is_closing():
+                        return
+                    await asyncio.sleep(BACKPRESSURE_POLL)
             finally:
                 if isinstance(outbound, SocketOutbound):
                     outbound.writing = False
