@@ -9,7 +9,7 @@ with 4509, and the client resumes with `join` + `since`.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -28,9 +28,12 @@ class OutboundQueue:
     def __init__(self, *, soft_limit: int = 256 * 1024, hard_limit: int = 1024 * 1024) -> None:
         self.soft_limit = soft_limit
         self.hard_limit = hard_limit
-        self._frames: deque[_Pending] = deque()
+        # A list, not a deque: frames are only appended and taken all at once, and an
+        # idle session should cost as little memory as possible.
+        self._frames: list[_Pending] = []
         self._bytes = 0
         self._ready = asyncio.Event()
+        self.on_backlog: Callable[[], None] | None = None  # first frame queued: start a writer
         self.overflowed = False
         self.closed = False
         self.merged = 0
@@ -48,6 +51,8 @@ class OutboundQueue:
             return False
         if kind == "ai.delta" and self._bytes > self.soft_limit and self._merge(frame, gen):
             return True
+        if not self._frames and self.on_backlog is not None:
+            self.on_backlog()
         self._frames.append(_Pending(frame, kind, gen))
         self._bytes += len(frame)
         if self._bytes > self.hard_limit:
@@ -88,6 +93,6 @@ class OutboundQueue:
             self._ready.clear()
             await self._ready.wait()
         frames = [pending.frame for pending in self._frames]
-        self._frames.clear()
+        self._frames = []
         self._bytes = 0
         return frames

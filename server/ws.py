@@ -172,7 +172,15 @@ class Connection:
 
     async def serve(self, session: SessionActor) -> None:
         """Run the writer beside the read loop; tidy up whichever way the connection ends."""
-        self._writer = asyncio.create_task(self.write(session), name=f"ws writer {session.name}")
+        # The writer is started only when a frame has to wait (most sessions never need
+        # one: their frames go straight into the socket), which keeps idle sessions small.
+        def start_writer() -> None:
+            if self._writer is None:
+                self._writer = asyncio.create_task(self.write(session), name=session.name)
+
+        session.outbound.on_backlog = start_writer
+        if len(session.outbound):
+            start_writer()
         try:
             await self.read(session)
         finally:

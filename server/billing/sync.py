@@ -91,7 +91,11 @@ async def run(settings: Settings) -> SyncReport:
     """The command: open what sync needs from `settings`, sync, close."""
     database = Database(settings.database_url, pool_size=2)
     billing = StripeBilling(settings)
-    redis = redis_conn.connect(settings.redis_url) if settings.redis_url else None
+    redis = (
+        redis_conn.connect(settings.redis_url, cluster=settings.redis_cluster)
+        if settings.redis_url
+        else None
+    )
     bus = RedisStreamBus(redis) if redis is not None else None
     try:
         return await sync_all(billing, database, settings.plans, bus)
