@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import aiojobs
 from aiohttp import web
 
-from server import realtime
+from server import openapi, realtime
 from server.config import Settings
 from server.http import auth, billing, health, rooms, teams
 from server.metrics import Metrics
@@ -78,4 +78,5 @@ def create_app(settings: Settings) -> web.Application:
     rooms.setup(app)
     billing.setup(app)  # before realtime: the assistant's quotas come from here
     realtime.setup(app)  # after auth: it needs the token service and the revocation hook
+    openapi.setup(app)
     return app

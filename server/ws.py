@@ -172,6 +172,7 @@ class Connection:
 
     async def serve(self, session: SessionActor) -> None:
         """Run the writer beside the read loop; tidy up whichever way the connection ends."""
+
         # The writer is started only when a frame has to wait (most sessions never need
         # one: their frames go straight into the socket), which keeps idle sessions small.
         def start_writer() -> None:
