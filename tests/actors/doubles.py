@@ -35,7 +35,7 @@ class Hold:
 
 @dataclass(frozen=True, slots=True)
 class StopSelf:
-    pass
+    """Asks the actor to stop itself from inside `on_receive`."""
 
 
 Message = Add | Get | Crash | Hold | StopSelf
