@@ -36,23 +36,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from loadtests.assistant import FakeGeminiProcess, run_assistant
 from loadtests.phases import StepPlan, run_fanout, run_idle
 from loadtests.processes import (
     REPO,
     CpuClock,
     ServerProcess,
     WorkerPool,
+    cpu_seconds,
     start_server,
     tree_cpu_seconds,
 )
-from loadtests.report import IdleFigures, StepFigures, summary_lines, sustained_rate
+from loadtests.report import (
+    IdleFigures,
+    StepFigures,
+    instances_lines,
+    summary_lines,
+    sustained_rate,
+)
 from loadtests.seed import SeededRoom, mint_tokens, seed_rooms
 from loadtests.worker import RoomPlan, raise_open_files_limit
 from server.config import generate_secret
 from storage import migrate
-from tests.services import PostgresServer, free_port
+from tests.services import PostgresServer, RedisServer, free_port
 
 IDLE_ROOM_SIZE = 50
+INSTANCES = "roomcast_instances"  # the steps of the --instances run, in --json too
 
 
 def _rates(text: str) -> list[float]:
@@ -96,9 +105,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--json", type=Path, help="write every figure here as JSON")
     add("--logs", type=Path, help="keep the servers' logs in this directory")
     add("--quick", action="store_true", help="2 rooms x 5, 2 short steps, 200 idle")
+    add(
+        "--instances",
+        type=int,
+        default=1,
+        help="N >= 2: after the single-instance run, the same fan-out over N Roomcast "
+        "instances sharing PostgreSQL and a throwaway Redis (issue 7)",
+    )
+    add(
+        "--assistant",
+        action="store_true",
+        help="run the assistant scenario instead (issue 6): TTFD and delta delivery",
+    )
+    add("--assistant-rooms", type=int, default=50, help="assistant rooms (default 50)")
+    add("--assistant-members", type=int, default=5, help="members per room (default 5)")
+    add("--assistant-tokens", type=int, default=200, help="tokens per answer (default 200)")
+    add("--assistant-rate", type=float, default=50.0, help="the fake's tokens/s (default 50)")
     args = parser.parse_args(argv)
+    if args.quick and args.assistant:
+        args.assistant_rooms, args.assistant_members, args.assistant_tokens = 4, 3, 20
     if args.quick:
         args.rooms, args.subscribers, args.publishers = 2, 5, 1
+        if args.instances >= 2:
+            args.publishers = args.instances  # a publisher on every instance
         args.rates = args.rates or [100.0, 200.0]
         args.step_seconds, args.drain_seconds, args.refine = 1.5, 3.0, 0
         args.idle = min(args.idle, 200)
@@ -214,12 +243,16 @@ class Servers:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.started: list[ServerProcess] = []
 
-    def start(self, name: str) -> ServerProcess:
+    def start(
+        self, name: str, extra_env: dict[str, str] | None = None, kind: str = ""
+    ) -> ServerProcess:
         port = free_port()
         cwd = REPO
-        if name == "roomcast":
+        if (kind or name) == "roomcast":
             cwd = self.args.server_tree
-            env = _roomcast_env(self.args, self.url, port, self.secret, self.tmp / "var")
+            var = self.tmp / ("var" if name == "roomcast" else f"var-{name}")
+            env = _roomcast_env(self.args, self.url, port, self.secret, var)
+            env.update(extra_env or {})
             argv = ["run.py", "serve"]
         else:
             env = dict(os.environ)
@@ -282,6 +315,62 @@ def _fanout_phase(
         server.stop()
 
 
+def _instances_phase(
+    servers: Servers,
+    pool: WorkerPool,
+    fixtures: Fixtures,
+    db_cpu: CpuClock,
+    stack: contextlib.ExitStack,
+) -> list[StepFigures]:
+    """The same stepped fan-out over `--instances` Roomcast instances sharing one Redis."""
+    args = servers.args
+    redis = RedisServer()
+    stack.callback(redis.destroy)
+    redis.start()
+    redis_pid = redis._process.pid if redis._process else 0  # noqa: SLF001 - ours
+    users = [user for room in fixtures.fanout for user in room.users]
+    tokens = mint_tokens(servers.secret, users)
+    names = [f"roomcast-{chr(ord('a') + i)}" for i in range(args.instances)]
+    env = {"REDIS_URL": redis.url}
+    instances = [servers.start(name, env, kind="roomcast") for name in names]
+    _check_token(instances[0], tokens[users[0].id])
+    placed = ", ".join(f"{n} pid {s.pid}" for n, s in zip(names, instances, strict=True))
+    _say(
+        f"\n== roomcast x{args.instances} fan-out: {args.rooms} rooms x {args.subscribers} "
+        f"subscribers + {args.publishers} publishers, members alternating over the "
+        f"instances =="
+    )
+    _say(
+        f"{placed}: all on core {args.server_core}; clients on core(s) "
+        f"{sorted(args.client_cores)}; redis-server pid {redis_pid} ({redis.url}) and "
+        f"PostgreSQL unpinned; srv CPU%/RSS add up the instances"
+    )
+    plan = StepPlan(
+        args.rates,
+        args.step_seconds,
+        args.drain_seconds,
+        args.subscribers,
+        args.refine,
+        args.server_core,
+        frozenset(args.client_cores),
+    )
+    rooms = _room_plans(fixtures.fanout, tokens, args.publishers)
+    try:
+        return run_fanout(
+            instances[0],
+            pool,
+            rooms,
+            plan,
+            db_cpu,
+            args.profile,
+            others=instances[1:],
+            redis_cpu=lambda: cpu_seconds([redis_pid]),
+        )
+    finally:
+        for instance in instances:
+            instance.stop()
+
+
 def _idle_phase(name: str, servers: Servers, pool: WorkerPool, fixtures: Fixtures) -> IdleFigures:
     args = servers.args
     users = [user for room in fixtures.idle for user in room.users]
@@ -306,6 +395,10 @@ def _report(
     _say("\n== Summary ==")
     for line in summary_lines(steps.get("roomcast", []), steps.get("baseline", []), idle):
         _say(line)
+    if INSTANCES in steps:
+        _say(f"\n== Instances: 1 in-process vs {args.instances} over Redis ==")
+        for line in instances_lines(steps.get("roomcast", []), steps[INSTANCES], args.instances):
+            _say(line)
     if args.json is None:
         return
     rates = {name: sustained_rate(s) for name, s in steps.items()}
@@ -321,6 +414,7 @@ def _report(
             for name, server_steps in steps.items()
         },
         "ratio": rates["roomcast"][0] / base if base and "roomcast" in rates else None,
+        "instances": args.instances,
         "idle": {name: figures.to_json() for name, figures in idle.items()},
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -346,7 +440,88 @@ def _setup_figures(args: argparse.Namespace, seconds: float) -> dict[str, Any]:
     }
 
 
+def run_assistant_scenario(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+    """Issue 6: `--assistant-rooms` x `--assistant-members`, one prompt per room at once."""
+    tmp = Path(tempfile.mkdtemp(prefix="roomcast-bench-"))
+    stack.callback(shutil.rmtree, tmp, True)
+    _say("== Setup ==")
+    url, _db_cpu = _database(args, stack)
+    _migrate(url, args.server_tree)
+    started = time.monotonic()
+    rooms = asyncio.run(
+        seed_rooms(url, "ai", args.assistant_rooms, args.assistant_members, "mention")
+    )
+    seconds = time.monotonic() - started
+    _say(
+        f"PostgreSQL {'given' if args.database_url else 'throwaway'}, migrated; "
+        f"{args.assistant_rooms * args.assistant_members} users and {len(rooms)} rooms "
+        f"(assistant: mention) seeded via storage in {seconds:.1f} s; tokens minted with "
+        f"server/auth/tokens.py"
+    )
+    fake = FakeGeminiProcess(
+        args.assistant_tokens, args.assistant_rate, set(args.client_cores), stack
+    )
+    servers = Servers(args, url, tmp, stack)
+    env = {
+        "GEMINI_API_KEY": "fake",
+        "GEMINI_BASE_URL": fake.base_url,
+        "GEMINI_MODEL": "gemini-bench",
+        "AI_IDLE_TIMEOUT": "30",
+        "PLAN_BASIC_DAILY_AI_PROMPTS": "100000",
+    }
+    users = [user for room in rooms for user in room.users]
+    tokens = mint_tokens(servers.secret, users)
+    server = servers.start("roomcast", env)
+    _check_token(server, tokens[users[0].id])
+    pool = WorkerPool(args.client_procs, args.client_cores, stack)
+    _say(
+        f"roomcast pid {server.pid} on core {args.server_core}; {args.client_procs} client "
+        f"process(es) on cores {sorted(args.client_cores)}; fake Gemini ({fake.base_url}, "
+        f"pid {fake.pid}) on the client cores"
+    )
+    _say(
+        f"\n== Assistant: {args.assistant_rooms} rooms x {args.assistant_members} members, "
+        f"one prompt per room at once; the fake streams {args.assistant_tokens} tokens at "
+        f"{args.assistant_rate:g}/s =="
+    )
+    try:
+        figures = run_assistant(
+            server.port,
+            pool,
+            rooms,
+            tokens,
+            fake,
+            args.assistant_tokens,
+            args.assistant_rate,
+        )
+    except Exception:
+        _say(servers.log_tails())
+        raise
+    finally:
+        server.stop()
+    for line in figures.lines():
+        _say(line)
+    if figures.unmatched_requests:
+        _say(f"members whose first token is not in the fake's log: {figures.unmatched_requests}")
+    if args.json is not None:
+        setup = {
+            "server_core": args.server_core,
+            "client_cores": sorted(args.client_cores),
+            "client_procs": args.client_procs,
+            "cpus": os.cpu_count(),
+            "machine": platform.processor() or platform.machine(),
+            "seed_seconds": seconds,
+        }
+        document = {"setup": setup, "assistant": figures.to_json()}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(document, indent=2))
+        _say(f"figures written to {args.json}")
+
+
 def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+    if args.assistant:
+        run_assistant_scenario(args, stack)
+        return
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
     tmp = Path(tempfile.mkdtemp(prefix="roomcast-bench-"))
     stack.callback(shutil.rmtree, tmp, True)
@@ -373,6 +548,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     try:
         for name in names:
             steps[name] = _fanout_phase(name, servers, pool, fixtures, db_cpu)
+        if args.instances >= 2:
+            steps[INSTANCES] = _instances_phase(servers, pool, fixtures, db_cpu, stack)
         if args.idle:
             _say(f"\n== Idle sessions: {args.idle} connected, authenticated, joined ==")
             for name in names:

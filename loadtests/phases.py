@@ -75,23 +75,30 @@ class FanoutRun:
         rooms: Sequence[RoomPlan],
         plan: StepPlan,
         db_cpu: CpuClock,
+        others: Sequence[ServerProcess] = (),
+        redis_cpu: CpuClock | None = None,
     ) -> None:
         self.server, self.pool, self.plan = server, pool, plan
+        # Several instances: the members of each room alternate over the servers' ports.
+        self.servers = [server, *others]
+        self.ports = tuple(s.port for s in self.servers) if others else ()
         self.parts = split(rooms, len(pool.pipes))
         self.shares = [len(part) / len(rooms) for part in self.parts]
-        self.meter = CpuMeter(
-            {
-                "server": lambda: cpu_seconds([server.pid]),
-                "clients": lambda: cpu_seconds(pool.pids),
-                "db": db_cpu,
-                "server core": lambda: cores_busy_seconds({plan.server_core}),
-                "client cores": lambda: cores_busy_seconds(plan.client_cores),
-            }
-        )
+        pids = [s.pid for s in self.servers]
+        clocks: dict[str, CpuClock] = {
+            "server": lambda: cpu_seconds(pids),
+            "clients": lambda: cpu_seconds(pool.pids),
+            "db": db_cpu,
+            "server core": lambda: cores_busy_seconds({plan.server_core}),
+            "client cores": lambda: cores_busy_seconds(plan.client_cores),
+        }
+        if redis_cpu is not None:
+            clocks["redis"] = redis_cpu
+        self.meter = CpuMeter(clocks)
         self.steps: list[StepFigures] = []
 
     def connect(self) -> None:
-        commands = [Connect(self.server.port, tuple(part)) for part in self.parts]
+        commands = [Connect(self.server.port, tuple(part), self.ports) for part in self.parts]
         replies = self.pool.run(commands, CONNECT_TIMEOUT)
         connections = sum(reply["connections"] for reply in replies)
         seconds = max(reply["seconds"] for reply in replies)
@@ -107,7 +114,7 @@ class FanoutRun:
         self.pool.send([Step(number, rate * s, plan.seconds, plan.drain) for s in self.shares])
         time.sleep(plan.seconds)
         cpu = self.meter.stop()
-        resident = rss(self.server.pid)
+        resident = sum(rss(server.pid) for server in self.servers)
         replies = self.pool.gather(plan.seconds + plan.drain + 60)
         figures = merge_step(rate, plan.subscribers, replies)
         figures.server_cpu = cpu["server"]
@@ -116,6 +123,8 @@ class FanoutRun:
         figures.server_core_busy = cpu["server core"]
         figures.client_cores_busy = cpu["client cores"]
         figures.server_rss_mib = resident / 2**20
+        if "redis" in cpu:
+            figures.extra["redis_cpu"] = cpu["redis"]
         self.steps.append(figures)
         _say(step_line(figures))
         if figures.closed:  # the server dropped some members: start the next step whole
@@ -155,9 +164,15 @@ def run_fanout(
     plan: StepPlan,
     db_cpu: CpuClock,
     profile: Path | None = None,
+    others: Sequence[ServerProcess] = (),
+    redis_cpu: CpuClock | None = None,
 ) -> list[StepFigures]:
-    """Connect every room's members, step up the offered rate until saturation, refine."""
-    run = FanoutRun(server, pool, rooms, plan, db_cpu)
+    """Connect every room's members, step up the offered rate until saturation, refine.
+
+    With `others`, the members of every room alternate over `server` and `others` (their
+    CPU and RSS are added up) and `redis_cpu` is measured per step.
+    """
+    run = FanoutRun(server, pool, rooms, plan, db_cpu, others, redis_cpu)
     run.connect()
     sampler = None
     if profile is not None:

@@ -147,6 +147,8 @@ def step_line(step: StepFigures) -> str:
         verdict += " (client busy)"
     if step.server_core_busy - step.server_cpu >= OTHER_LOAD:
         verdict += " (other load on the server core)"
+    if "redis_cpu" in step.extra:
+        verdict += f" (redis CPU {step.extra['redis_cpu']:.0f}%)"
     if step.closed:
         verdict += f" closed={step.closed}"
     if step.errors:
@@ -213,3 +215,35 @@ def summary_lines(
 
 def _peak(steps: Sequence[StepFigures]) -> float:
     return max((s.delivered_rate for s in steps), default=0.0)
+
+
+def instances_lines(
+    single: Sequence[StepFigures], multi: Sequence[StepFigures], instances: int
+) -> list[str]:
+    """Per offered rate: the single instance's figures beside the several instances'."""
+    by_rate = {s.target_rate: s for s in single}
+    head = f"x{instances}"
+    lines = [
+        f"{'offered/s':>10} | {'1: deliv/s':>11} {'p50 ms':>7} {'p99 ms':>7} | "
+        f"{head + ': deliv/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'lost':>5} {'ooo':>4} "
+        f"{'redis CPU%':>10} {'srv CPU%':>8}"
+    ]
+    for step in multi:
+        one = by_rate.get(step.target_rate)
+        left = (
+            f"{one.delivered_rate:>11.0f} {one.p50_ms:>7.1f} {one.p99_ms:>7.1f}"
+            if one
+            else f"{'-':>11} {'-':>7} {'-':>7}"
+        )
+        lines.append(
+            f"{step.offered:>10.0f} | {left} | {step.delivered_rate:>11.0f} "
+            f"{step.p50_ms:>7.1f} {step.p99_ms:>7.1f} {step.lost:>5d} {step.reordered:>4d} "
+            f"{step.extra.get('redis_cpu', 0.0):>10.0f} {step.server_cpu:>8.0f}"
+        )
+    ours, _ = sustained_rate(single)
+    theirs, _ = sustained_rate(multi)
+    lines.append(
+        f"sustained delivered/s: 1 instance {ours:.0f}, {instances} instances {theirs:.0f}"
+        + (f" (ratio {theirs / ours:.2f})" if ours else "")
+    )
+    return lines

@@ -17,6 +17,7 @@ from server.auth.tokens import TokenService
 from server.config import Settings
 from storage import rooms, teams
 from storage.db import Database
+from storage.rooms import AssistantMode
 from storage.users import UserRecord, create_user
 
 BATCH = 250  # users per transaction
@@ -48,7 +49,9 @@ async def _users(database: Database, prefix: str, count: int) -> list[UserRecord
     return made
 
 
-async def _room(database: Database, name: str, users: list[UserRecord]) -> SeededRoom:
+async def _room(
+    database: Database, name: str, users: list[UserRecord], assistant: AssistantMode = "off"
+) -> SeededRoom:
     """A team owned by the first user with the others as members, and one room in it."""
     owner, *others = users
     async with database.sessions.begin() as session:
@@ -59,7 +62,7 @@ async def _room(database: Database, name: str, users: list[UserRecord]) -> Seede
             session,
             team_id=team.team.id,
             name=name,
-            assistant="off",
+            assistant=assistant,
             system_prompt=None,
             created_by=owner.id,
         )
@@ -67,14 +70,23 @@ async def _room(database: Database, name: str, users: list[UserRecord]) -> Seede
 
 
 async def seed_rooms(
-    database_url: str, prefix: str, rooms_count: int, per_room: int
+    database_url: str,
+    prefix: str,
+    rooms_count: int,
+    per_room: int,
+    assistant: AssistantMode = "off",
 ) -> list[SeededRoom]:
-    """`rooms_count` rooms, each in its own team of `per_room` fresh users."""
+    """`rooms_count` rooms, each in its own team of `per_room` fresh users.
+
+    `assistant` is the rooms' assistant setting: "off", "mention" or "auto".
+    """
     database = Database(database_url, pool_size=2)
     try:
         users = await _users(database, prefix, rooms_count * per_room)
         return [
-            await _room(database, f"{prefix}-{i}", users[i * per_room : (i + 1) * per_room])
+            await _room(
+                database, f"{prefix}-{i}", users[i * per_room : (i + 1) * per_room], assistant
+            )
             for i in range(rooms_count)
         ]
     finally:

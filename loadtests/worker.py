@@ -7,6 +7,7 @@ The parent (loadtests/fanout.py) sends commands over a pipe and gets plain dicts
   until every send is acked and every subscriber has caught up (at most `drain` s);
   answer with counts, per-delivery latencies and the lost/out-of-order tally.
 - `Idle(port, sessions)`: open and join sessions that then only answer pings.
+- `Assist(port, rooms, timeout)`: the assistant scenario (loadtests/assistant_client.py).
 - `Close()`: close every connection. `Exit()`: close and end the process.
 
 Owning whole rooms keeps the seq bookkeeping local: a room's acks (its seq range per
@@ -34,6 +35,7 @@ from typing import Any
 import orjson
 import uvloop
 
+from loadtests.assistant_client import Assist, run_assist
 from loadtests.wsclient import WsClient, open_ws
 
 HOST = "127.0.0.1"
@@ -54,6 +56,9 @@ class RoomPlan:
 class Connect:
     port: int
     rooms: tuple[RoomPlan, ...]
+    # Several instances: a room's publishers, then its subscribers, take these ports in
+    # turn (publisher i and subscriber i on ports[i % len(ports)]); empty: all on `port`.
+    ports: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +85,7 @@ class Exit:
     pass
 
 
-Command = Connect | Step | Idle | Close | Exit
+Command = Connect | Step | Idle | Assist | Close | Exit
 
 
 @dataclass(slots=True)
@@ -244,9 +249,13 @@ class Worker:
         gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
         for plan in command.rooms:
             room = RoomState(plan.room_id)
-            tokens = [*plan.publisher_tokens, *plan.subscriber_tokens]
+            ports = command.ports or (command.port,)
+            targets = [
+                *((ports[i % len(ports)], t) for i, t in enumerate(plan.publisher_tokens)),
+                *((ports[i % len(ports)], t) for i, t in enumerate(plan.subscriber_tokens)),
+            ]
             opened = await asyncio.gather(
-                *(_joined_client(command.port, plan.room_id, token, gate) for token in tokens)
+                *(_joined_client(port, plan.room_id, token, gate) for port, token in targets)
             )
             publishers = len(plan.publisher_tokens)
             for index, (client, seq) in enumerate(opened):
@@ -373,6 +382,8 @@ class Worker:
                 return await self.step(command)
             case Idle():
                 return await self.idle(command)
+            case Assist():
+                return await run_assist(command)
             case Close() | Exit():
                 return await self.close()
         raise ValueError(f"unknown command {command!r}")

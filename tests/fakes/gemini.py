@@ -222,8 +222,13 @@ def tokens(n: int, rate: float, *, prompt_tokens: int = 12) -> Script:
 class FakeGemini:
     """The fake server: `await start()`, point the SDK at `base_url`, `await stop()`."""
 
-    def __init__(self, default: Script | None = None, *, port: int = 0) -> None:
+    def __init__(
+        self, default: Script | None = None, *, port: int = 0, stamp: bool = False
+    ) -> None:
         self.default = default or reply("Hello", " from", " the fake.")
+        # stamp: each chunk's text "x " goes out as "x@<CLOCK_MONOTONIC ns at write> ",
+        # and each finished request prints "request <received ns> <first chunk ns>".
+        self.stamp = stamp
         self.requests: list[Recorded] = []
         self._scripts: deque[Script] = deque()
         self._runner: web.AppRunner | None = None
@@ -275,12 +280,18 @@ class FakeGemini:
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
+        first_stamp = 0
         try:
             for step in script.steps:
                 if isinstance(step, Pause):
                     await asyncio.sleep(step.seconds)
                     continue
-                data = json.dumps(step.payload, separators=(",", ":"))
+                payload = step.payload
+                if self.stamp:
+                    written = time.monotonic_ns()
+                    first_stamp = first_stamp or written
+                    payload = _stamped(payload, written)
+                data = json.dumps(payload, separators=(",", ":"))
                 await response.write(f"data: {data}\r\n\r\n".encode())
                 record.chunks_sent += 1
                 if record.first_chunk_at is None:
@@ -291,7 +302,27 @@ class FakeGemini:
             raise
         except ConnectionResetError:
             record.disconnected = True
+        if self.stamp and first_stamp:
+            received = int(record.received_at * 1e9)
+            print(f"request {received} {first_stamp}", flush=True)  # noqa: T201
         return response
+
+
+def _stamped(payload: dict[str, Any], now: int) -> dict[str, Any]:
+    """`payload` with its candidates' texts stamped with `now`, the write time."""
+    if "candidates" not in payload:
+        return payload
+    candidates = []
+    for cand in payload["candidates"]:
+        parts = cand.get("content", {}).get("parts")
+        if parts:
+            parts = [
+                {**part, "text": f"{part['text'].rstrip()}@{now} "} if "text" in part else part
+                for part in parts
+            ]
+            cand = {**cand, "content": {**cand["content"], "parts": parts}}
+        candidates.append(cand)
+    return {**payload, "candidates": candidates}
 
 
 def main() -> None:
@@ -300,10 +331,16 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--rate", type=float, default=50.0, help="tokens per second")
+    parser.add_argument(
+        "--stamp",
+        action="store_true",
+        help="tokens become 't<i>@<CLOCK_MONOTONIC ns at write> ', and each request prints "
+        "'request <received ns> <first chunk ns>' (for the benchmark's latencies)",
+    )
     args = parser.parse_args()
 
     async def serve() -> None:
-        fake = FakeGemini(tokens(args.tokens, args.rate), port=args.port)
+        fake = FakeGemini(tokens(args.tokens, args.rate), port=args.port, stamp=args.stamp)
         await fake.start()
         print(fake.base_url, flush=True)  # the caller reads the address from here
         try:
