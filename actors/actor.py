@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from actors.errors import ActorCrashed, ActorDead, ActorStopped, AskTimeout, MailboxFull
+from actors.mailbox import Mailbox
 
 logger = logging.getLogger(__name__)
 
@@ -93,13 +94,15 @@ class Actor(Generic[M]):
         self.started_at: float | None = None  # event loop time of the first start
         self.parent: Parent | None = None
         # One slot more than the limit `tell` enforces, so a stop marker always fits.
-        self._inbox: asyncio.Queue[_Envelope[M] | None] = asyncio.Queue(mailbox_size + 1)
+        # Unbounded underneath: `_post` enforces `mailbox_size`, and a stop marker always fits.
+        self._inbox: Mailbox[_Envelope[M] | None] = Mailbox()
         self._stop_marker_queued = False
         self._state = ActorState.NEW
         self._task: asyncio.Task[None] | None = None
         self._current: _Envelope[M] | None = None
         self._crash: Exception | None = None
-        self._stopped = asyncio.Event()
+        self._stopped: asyncio.Event | None = None  # made when someone waits: saves memory
+        self._is_stopped = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self._state.value}>"
@@ -252,7 +255,10 @@ class Actor(Generic[M]):
 
     async def wait_stopped(self) -> None:
         """Wait until the actor has stopped; cancelling the waiter does not touch the actor."""
-        await self._stopped.wait()
+        if not self._is_stopped:
+            if self._stopped is None:
+                self._stopped = asyncio.Event()
+            await self._stopped.wait()
         if self._task is not None and self._task is not asyncio.current_task():
             await asyncio.wait({self._task})
 
@@ -298,7 +304,9 @@ class Actor(Generic[M]):
         self._current = None
         self._state = ActorState.STOPPED
         self._reject_queued()
-        self._stopped.set()
+        self._is_stopped = True
+        if self._stopped is not None:
+            self._stopped.set()
         logger.debug("actor %s stopped", self.name)
         if self.parent is not None:
             self.parent.child_stopped(self)

@@ -32,7 +32,7 @@ class OutboundQueue:
         # idle session should cost as little memory as possible.
         self._frames: list[_Pending] = []
         self._bytes = 0
-        self._ready = asyncio.Event()
+        self._ready: asyncio.Event | None = None  # made by the writer's first take()
         self.on_backlog: Callable[[], None] | None = None  # first frame queued: start a writer
         self.overflowed = False
         self.closed = False
@@ -59,7 +59,8 @@ class OutboundQueue:
             self.overflowed = True
             self.close()
             return False
-        self._ready.set()
+        if self._ready is not None:
+            self._ready.set()
         return True
 
     def _merge(self, frame: bytes, gen: str | None) -> bool:
@@ -83,13 +84,16 @@ class OutboundQueue:
         self.closed = True
         self._frames.clear()
         self._bytes = 0
-        self._ready.set()
+        if self._ready is not None:
+            self._ready.set()
 
     async def take(self) -> list[bytes]:
         """Wait for frames and take all of them; [] once the queue is closed."""
         while not self._frames:
             if self.closed:
                 return []
+            if self._ready is None:
+                self._ready = asyncio.Event()
             self._ready.clear()
             await self._ready.wait()
         frames = [pending.frame for pending in self._frames]
