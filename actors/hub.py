@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from actors.actor import ActorSnapshot
 from actors.errors import ActorError
+from actors.group_commit import GroupCommit
 from actors.outbound import OutboundQueue
 from actors.ports import MessageStore, RoomDirectory, UserRef
 from actors.registry import Registry
@@ -52,7 +53,7 @@ class Hub:
         bus_ready: Callable[[], bool] = lambda: True,
         on_crash: Callable[[str, Exception], None] | None = None,
     ) -> None:
-        self._store = store
+        self._store = GroupCommit(store)
         self._directory = directory
         self._bus = bus
         self._verify = verify
