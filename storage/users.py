@@ -12,11 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from errors import Conflict
 from storage.models import Team, TeamMember, User
-
-
-def rfc3339(moment: datetime) -> str:
-    """A UTC timestamp as PROTOCOL.md writes it: `2026-11-21T10:00:00.123456Z`."""
-    return moment.isoformat().replace("+00:00", "Z")
+from storage.timestamps import rfc3339
 
 
 @dataclass(frozen=True, slots=True)

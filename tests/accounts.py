@@ -58,3 +58,18 @@ async def signup(
         access_token=tokens["access_token"],
         refresh_token=tokens["refresh_token"],
     )
+
+
+class ActsAs:
+    """Calls the API as one of a scenario's named accounts (`who`), or as nobody."""
+
+    client: Any
+
+    def headers(self, who: str) -> dict[str, str]:
+        return {} if who == "anonymous" else getattr(self, who).headers
+
+    async def call(self, method: str, path: str, who: str = "owner", **kwargs: Any) -> Any:
+        """The response to `method /api/v1+path` as `who`."""
+        return await self.client.request(
+            method, "/api/v1" + path, headers=self.headers(who), **kwargs
+        )

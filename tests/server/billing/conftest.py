@@ -23,7 +23,7 @@ from server.state import JOBS, QUOTAS
 from storage import subscriptions, teams
 from storage.db import Database
 from storage.models import StripeEvent, Subscription, Team
-from tests.accounts import Account, signup
+from tests.accounts import Account, ActsAs, signup
 from tests.fakes.stripe_api import FakeStripe, event
 
 API = "/api/v1"
@@ -63,7 +63,7 @@ def signed(payload: str, *, secret: str = WEBHOOK_SECRET, age: int = 0) -> dict[
 
 
 @dataclass
-class Shop:
+class Shop(ActsAs):
     """A team on a Stripe-enabled app, its people, and the fake Stripe behind it."""
 
     client: Any
@@ -74,12 +74,6 @@ class Shop:
     member: Account
     outsider: Account
     team_id: str
-
-    def headers(self, who: str) -> dict[str, str]:
-        return {} if who == "anonymous" else getattr(self, who).headers
-
-    async def call(self, method: str, path: str, who: str = "owner", **kwargs: Any) -> Any:
-        return await self.client.request(method, API + path, headers=self.headers(who), **kwargs)
 
     async def subscription(self, team_id: str | None = None) -> dict[str, Any]:
         response = await self.call("GET", f"/teams/{team_id or self.team_id}/subscription")

@@ -13,7 +13,7 @@ from storage import teams
 from storage.db import Database
 from storage.models import Invitation, Message, Room, Team, TeamMember
 from tests import seed
-from tests.accounts import Account, signup
+from tests.accounts import Account, ActsAs, signup
 
 API = "/api/v1"
 CALLERS = ("owner", "admin", "member", "outsider", "anonymous")
@@ -26,7 +26,7 @@ def settings(settings: Settings) -> Settings:
 
 
 @dataclass
-class Crew:
+class Crew(ActsAs):
     """Four signed-up users, a team ("Crew") of the first three, and a room in it."""
 
     client: Any
@@ -37,13 +37,6 @@ class Crew:
     outsider: Account
     team_id: str
     room_id: str
-
-    def headers(self, who: str) -> dict[str, str]:
-        return {} if who == "anonymous" else getattr(self, who).headers
-
-    async def call(self, method: str, path: str, who: str = "owner", **kwargs: Any) -> Any:
-        """The response to `method API+path` as `who` (one of CALLERS)."""
-        return await self.client.request(method, API + path, headers=self.headers(who), **kwargs)
 
     async def new_team(self, name: str = "Side") -> str:
         """Another team with the same owner, admin and member."""
