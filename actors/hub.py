@@ -31,8 +31,6 @@ class HubConfig:
     sweep_interval: float = 5.0
     tick_interval: float = 2.0  # presence refresh and generation heartbeats
     interrupt_after: float = 6.0  # a generation silent this long is declared interrupted
-    outbound_soft_limit: int = 256 * 1024
-    outbound_hard_limit: int = 1024 * 1024
     session_limits: SessionLimits = SessionLimits()
 
 
@@ -100,14 +98,10 @@ class Hub:
         user: UserRef,
         token_expires_at: float,
         close: Callable[[int, str], None],
-        *,
-        outbound: OutboundQueue | None = None,
+        outbound: OutboundQueue,
     ) -> SessionActor:
-        """Make and start the actor of a new authenticated connection."""
-        outbound = outbound or OutboundQueue(
-            soft_limit=self._config.outbound_soft_limit,
-            hard_limit=self._config.outbound_hard_limit,
-        )
+        """Make and start the actor of a new authenticated connection; its frames go to
+        `outbound`, which the websocket layer owns (it sizes it and drains it)."""
         session = SessionActor(
             uuid.uuid4().hex,
             user,

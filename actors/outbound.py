@@ -34,6 +34,7 @@ class OutboundQueue:
         self._bytes = 0
         self._ready: asyncio.Event | None = None  # made by the writer's first take()
         self.on_backlog: Callable[[], None] | None = None  # first frame queued: start a writer
+        self.writing = False  # a writer holds frames taken from the queue (not yet sent)
         self.overflowed = False
         self.closed = False
         self.merged = 0

@@ -344,10 +344,6 @@ class RoomActor(Actor[RoomMessage]):
     def _has_user(self, user_id: str) -> bool:
         return any(m.user.id == user_id for m in self.members.values())
 
-    def member_users(self) -> list[dict[str, str]]:
-        users = {m.user.id: m.user for m in self.members.values()}
-        return [user.to_json() for user in users.values()]
-
     async def _announce(self, user: UserRef, state: str) -> None:
         event = {"type": "presence", "room": self.room_id, "user": user.to_json(), "state": state}
         await self._publish(RoomEvent.of(event))

@@ -158,8 +158,6 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         bus=app[BUS],
         verify=verify,
         config=HubConfig(
-            outbound_soft_limit=settings.ws_outbound_soft_limit,
-            outbound_hard_limit=settings.ws_outbound_hard_limit,
             session_limits=SessionLimits(expiry_grace=settings.ws_token_grace),
             tick_interval=settings.tick_interval,
             interrupt_after=settings.ai_interrupt_after,

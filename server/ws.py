@@ -89,7 +89,6 @@ class SocketOutbound(OutboundQueue):
     ) -> None:
         super().__init__(soft_limit=soft_limit, hard_limit=hard_limit)
         self._transport = transport
-        self.writing = False  # the writer holds frames taken from the queue
 
     def put(self, frame: bytes, kind: str = "", gen: str | None = None) -> bool:
         transport = self._transport
@@ -211,8 +210,7 @@ class Connection:
         while frames := await outbound.take():
             if transport is None or transport.is_closing():
                 return
-            if isinstance(outbound, SocketOutbound):
-                outbound.writing = True
+            outbound.writing = True
             try:
                 transport.write(b"".join([text_frame(data) for data in frames]))
                 while transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT:
@@ -220,8 +218,7 @@ class Connection:
                         return
                     await asyncio.sleep(BACKPRESSURE_POLL)
             finally:
-                if isinstance(outbound, SocketOutbound):
-                    outbound.writing = False
+                outbound.writing = False
         if session.outbound.overflowed:
             self.close_soon(4509, "slow consumer")
 
@@ -342,7 +339,7 @@ async def _serve(
         soft_limit=settings.ws_outbound_soft_limit,
         hard_limit=settings.ws_outbound_hard_limit,
     )
-    session = hub.open_session(user, expires, connection.close_soon, outbound=outbound)
+    session = hub.open_session(user, expires, connection.close_soon, outbound)
     session.outbound.put(_ready(user, session, re), "ready")
     await connection.serve(session)
 
