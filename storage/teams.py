@@ -7,9 +7,10 @@ existing membership) into protocol errors.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +19,14 @@ from errors import Conflict, NotFound
 from storage.models import Team, TeamMember, User
 from storage.pagination import Page, decode_time_cursor, time_cursor
 from storage.timestamps import rfc3339
+
+
+class _Joined(Protocol):
+    @property
+    def joined_at(self) -> datetime: ...
+
+
+J = TypeVar("J", bound=_Joined)
 
 Role = Literal["owner", "admin", "member"]
 ROLES: tuple[Role, ...] = ("owner", "admin", "member")
@@ -110,6 +119,33 @@ async def membership(session: AsyncSession, team_id: str, user_id: str) -> Membe
     return None if row is None else _membership(row[0], row[1])
 
 
+def _in_join_order(query: Any, tiebreak: Any, cursor: str | None, limit: int) -> Any:
+    """Keyset paging by (joined_at, tiebreak): `limit` + 1 rows after `cursor`, so the
+    caller can tell whether another page follows.
+
+    Raises:
+        Invalid: `cursor` is not one this list handed out.
+    """
+    query = query.order_by(TeamMember.joined_at, tiebreak).limit(limit + 1)
+    if cursor is not None:
+        joined_at, key = decode_time_cursor(cursor)
+        query = query.where(
+            or_(
+                TeamMember.joined_at > joined_at,
+                and_(TeamMember.joined_at == joined_at, tiebreak > key),
+            )
+        )
+    return query
+
+
+def _page(items: list[J], limit: int, key: Callable[[J], str]) -> Page[J]:
+    """The first `limit` items, and the cursor after the last one when more follow."""
+    if len(items) <= limit:
+        return Page(items, None)
+    items = items[:limit]
+    return Page(items, time_cursor(items[-1].joined_at, key(items[-1])))
+
+
 async def list_for_user(
     session: AsyncSession, user_id: str, *, limit: int, cursor: str | None = None
 ) -> Page[Membership]:
@@ -122,21 +158,10 @@ async def list_for_user(
         select(Team, TeamMember)
         .join(TeamMember, TeamMember.team_id == Team.id)
         .where(TeamMember.user_id == user_id)
-        .order_by(TeamMember.joined_at, TeamMember.team_id)
-        .limit(limit + 1)
     )
-    if cursor is not None:
-        joined_at, team_id = decode_time_cursor(cursor)
-        query = query.where(
-            or_(
-                TeamMember.joined_at > joined_at,
-                and_(TeamMember.joined_at == joined_at, TeamMember.team_id > team_id),
-            )
-        )
-    rows = (await session.execute(query)).all()
-    items = [_membership(team, member) for team, member in rows[:limit]]
-    last = items[-1] if len(rows) > limit else None
-    return Page(items, None if last is None else time_cursor(last.joined_at, last.team.id))
+    rows = (await session.execute(_in_join_order(query, TeamMember.team_id, cursor, limit))).all()
+    items = [_membership(team, member) for team, member in rows]
+    return _page(items, limit, lambda membership: membership.team.id)
 
 
 async def rename(session: AsyncSession, team_id: str, name: str) -> None:
@@ -174,21 +199,9 @@ async def list_members(
         select(TeamMember, User)
         .join(User, User.id == TeamMember.user_id)
         .where(TeamMember.team_id == team_id)
-        .order_by(TeamMember.joined_at, TeamMember.user_id)
-        .limit(limit + 1)
     )
-    if cursor is not None:
-        joined_at, user_id = decode_time_cursor(cursor)
-        query = query.where(
-            or_(
-                TeamMember.joined_at > joined_at,
-                and_(TeamMember.joined_at == joined_at, TeamMember.user_id > user_id),
-            )
-        )
-    rows = (await session.execute(query)).all()
-    items = [_member(member, user) for member, user in rows[:limit]]
-    last = items[-1] if len(rows) > limit else None
-    return Page(items, None if last is None else time_cursor(last.joined_at, last.user_id))
+    rows = (await session.execute(_in_join_order(query, TeamMember.user_id, cursor, limit))).all()
+    return _page([_member(member, user) for member, user in rows], limit, lambda m: m.user_id)
 
 
 async def lock_member(session: AsyncSession, team_id: str, user_id: str) -> Member:
