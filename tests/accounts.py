@@ -73,3 +73,20 @@ class ActsAs:
         return await self.client.request(
             method, "/api/v1" + path, headers=self.headers(who), **kwargs
         )
+
+
+async def four_roles(client: Any, database: Any) -> tuple[Account, Account, Account, Account, str]:
+    """An owner, an admin, a member of a new team "Crew", an outsider, and the team's id."""
+    from storage import teams
+
+    owner = await signup(client, name="Olive Owner")
+    admin = await signup(client, name="Adam Admin")
+    member = await signup(client, name="Mia Member")
+    outsider = await signup(client, name="Otto Outsider")
+    made = await client.post("/api/v1/teams", json={"name": "Crew"}, headers=owner.headers)
+    assert made.status == 201
+    team_id = (await made.json())["id"]
+    async with database.sessions.begin() as session:
+        await teams.add_member(session, team_id, admin.id, "admin")
+        await teams.add_member(session, team_id, member.id, "member")
+    return owner, admin, member, outsider, team_id

@@ -20,10 +20,10 @@ from sqlalchemy import func, select
 
 from server.config import Settings
 from server.state import JOBS, QUOTAS
-from storage import subscriptions, teams
+from storage import subscriptions
 from storage.db import Database
 from storage.models import StripeEvent, Subscription, Team
-from tests.accounts import Account, ActsAs, signup
+from tests.accounts import Account, ActsAs, four_roles
 from tests.fakes.stripe_api import FakeStripe, event
 
 API = "/api/v1"
@@ -128,16 +128,7 @@ class Shop(ActsAs):
 @pytest.fixture
 async def shop(make_client, database: Database, stripe_api: FakeStripe) -> Shop:
     client = await make_client(**stripe_settings(stripe_api))
-    owner = await signup(client, name="Olive Owner")
-    admin = await signup(client, name="Adam Admin")
-    member = await signup(client, name="Mia Member")
-    outsider = await signup(client, name="Otto Outsider")
-    made = await client.post(f"{API}/teams", json={"name": "Crew"}, headers=owner.headers)
-    assert made.status == 201
-    team_id = (await made.json())["id"]
-    async with database.sessions.begin() as session:
-        await teams.add_member(session, team_id, admin.id, "admin")
-        await teams.add_member(session, team_id, member.id, "member")
+    owner, admin, member, outsider, team_id = await four_roles(client, database)
     return Shop(client, database, stripe_api, owner, admin, member, outsider, team_id)
 
 

@@ -13,7 +13,7 @@ from storage import teams
 from storage.db import Database
 from storage.models import Invitation, Message, Room, Team, TeamMember
 from tests import seed
-from tests.accounts import Account, ActsAs, signup
+from tests.accounts import Account, ActsAs, four_roles
 
 API = "/api/v1"
 CALLERS = ("owner", "admin", "member", "outsider", "anonymous")
@@ -61,16 +61,7 @@ class Crew(ActsAs):
 
 @pytest.fixture
 async def crew(client, database) -> Crew:
-    owner = await signup(client, name="Olive Owner")
-    admin = await signup(client, name="Adam Admin")
-    member = await signup(client, name="Mia Member")
-    outsider = await signup(client, name="Otto Outsider")
-    made = await client.post(f"{API}/teams", json={"name": "Crew"}, headers=owner.headers)
-    assert made.status == 201
-    team_id = (await made.json())["id"]
-    async with database.sessions.begin() as session:
-        await teams.add_member(session, team_id, admin.id, "admin")
-        await teams.add_member(session, team_id, member.id, "member")
+    owner, admin, member, outsider, team_id = await four_roles(client, database)
     room = await client.post(
         f"{API}/teams/{team_id}/rooms", json={"name": "lobby"}, headers=owner.headers
     )
