@@ -264,7 +264,7 @@ class RoomActor(Actor[RoomMessage]):
             case Enter():
                 await self._enter(message)
             case Exit(session_id=session_id):
-                self._exit(session_id)
+                await self._exit(session_id)
             case Typing(user=user):
                 typing = {"type": "typing", "room": self.room_id, "user": user.to_json()}
                 await self._publish(RoomEvent.of(typing, origin=user.id))
@@ -317,10 +317,10 @@ class RoomActor(Actor[RoomMessage]):
         if first_of_user:
             await self._announce(member.user, "online")
 
-    def _exit(self, session_id: str) -> None:
+    async def _exit(self, session_id: str) -> None:
         member = self.members.pop(session_id, None)
         if member is not None and not self._has_user(member.user.id):
-            asyncio.create_task(self._went_offline(member.user))  # noqa: RUF006
+            await self._went_offline(member.user)
 
     async def _went_offline(self, user: UserRef) -> None:
         try:
