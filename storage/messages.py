@@ -18,11 +18,12 @@ deadlock. Sessions must run at READ COMMITTED (PostgreSQL's default) or on SQLit
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from errors import Invalid, NotFound
@@ -186,6 +187,108 @@ async def append_many(session: Executor, posts: Sequence[NewMessage]) -> list[Ap
         stored = await _append_to_room(session, room_id, [posts[i] for i in indexes])
         results.update(zip(indexes, stored, strict=True))
     return [results[index] for index in range(len(posts))]
+
+
+# PostgreSQL only: a whole batch, for any number of rooms, in one statement (one round
+# trip). The rooms are locked in id order (the order every writer uses) and their locked
+# `last_seq`s number the rows; a room that does not exist leaves `seq` NULL, and a
+# retried `client_id` hits the unique constraint, so either aborts the whole statement.
+_AT_ONCE = text(
+    """
+WITH locked AS (
+    SELECT id, last_seq FROM rooms
+    WHERE id = ANY(CAST(:room_ids AS varchar[])) ORDER BY id FOR UPDATE
+), moved AS (
+    UPDATE rooms SET last_seq = locked.last_seq + counts.n
+    FROM locked
+    JOIN unnest(CAST(:room_ids AS varchar[]), CAST(:counts AS bigint[])) AS counts(id, n)
+        ON counts.id = locked.id
+    WHERE rooms.id = locked.id
+    RETURNING rooms.id
+)
+INSERT INTO messages (id, room_id, seq, author_id, author_kind, author_name, body,
+    client_id, reply_to, gen_id, finish, model, input_tokens, output_tokens, created_at)
+SELECT p.id, p.room_id, locked.last_seq + p.n, p.author_id, p.author_kind, p.author_name,
+    p.body, p.client_id, p.reply_to, p.gen_id, p.finish, p.model, p.input_tokens,
+    p.output_tokens, p.created_at
+FROM unnest(
+    CAST(:ids AS varchar[]), CAST(:rooms AS varchar[]), CAST(:ns AS bigint[]),
+    CAST(:author_ids AS varchar[]), CAST(:author_kinds AS varchar[]),
+    CAST(:author_names AS varchar[]), CAST(:bodies AS text[]),
+    CAST(:client_ids AS varchar[]), CAST(:reply_tos AS bigint[]),
+    CAST(:gen_ids AS varchar[]), CAST(:finishes AS varchar[]), CAST(:models AS varchar[]),
+    CAST(:input_tokens AS integer[]), CAST(:output_tokens AS integer[]),
+    CAST(:created_ats AS timestamptz[])
+) AS p(id, room_id, n, author_id, author_kind, author_name, body, client_id, reply_to,
+    gen_id, finish, model, input_tokens, output_tokens, created_at)
+LEFT JOIN locked ON locked.id = p.room_id
+RETURNING id, seq
+"""
+)
+
+
+async def append_at_once(
+    conn: AsyncConnection, posts: Sequence[NewMessage]
+) -> list[Appended] | None:
+    """`append_many` as one statement, on PostgreSQL, for a batch with no retried send.
+
+    The statement is atomic on its own, so `conn` should be in autocommit: the batch is
+    then stored in one round trip. Returns None, having stored nothing, when the batch
+    needs `append_many` instead: SQLite, a `client_id` repeated within the batch or
+    already stored (which the statement finds through the unique constraint), or a room
+    that does not exist (for which `append_many` raises NotFound).
+
+    Raises:
+        Invalid: as `append_many`.
+    """
+    if conn.dialect.name != "postgresql":
+        return None
+    keys: set[tuple[str, _Key]] = set()
+    for post in posts:
+        _validate(post)
+        key = _key(post)
+        if key is not None:
+            if (post.room_id, key) in keys:
+                return None
+            keys.add((post.room_id, key))
+    counts: dict[str, int] = {}
+    numbers: list[int] = []
+    for post in posts:
+        counts[post.room_id] = numbers_in_room = counts.get(post.room_id, 0) + 1
+        numbers.append(numbers_in_room)
+    records = [_new_record(post, 0) for post in posts]
+    rows = [_row(record) for record in records]
+    params = {
+        "room_ids": list(counts),
+        "counts": list(counts.values()),
+        "ns": numbers,
+        **{plural: [row[column] for row in rows] for column, plural in _AT_ONCE_COLUMNS},
+    }
+    try:
+        result = await conn.execute(_AT_ONCE, params)
+    except IntegrityError:
+        return None
+    seqs: dict[str, int] = {row[0]: row[1] for row in result}
+    return [Appended(replace(record, seq=seqs[record.id]), False) for record in records]
+
+
+# Row keys (see `_row`) and the array parameters of `_AT_ONCE` that carry them.
+_AT_ONCE_COLUMNS = (
+    ("id", "ids"),
+    ("room_id", "rooms"),
+    ("author_id", "author_ids"),
+    ("author_kind", "author_kinds"),
+    ("author_name", "author_names"),
+    ("body", "bodies"),
+    ("client_id", "client_ids"),
+    ("reply_to", "reply_tos"),
+    ("gen_id", "gen_ids"),
+    ("finish", "finishes"),
+    ("model", "models"),
+    ("input_tokens", "input_tokens"),
+    ("output_tokens", "output_tokens"),
+    ("created_at", "created_ats"),
+)
 
 
 async def page(

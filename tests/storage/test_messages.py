@@ -262,3 +262,114 @@ async def test_deleting_a_room_deletes_its_messages(database, world) -> None:
     async with database.sessions() as session:
         left = await session.scalar(select(func.count()).select_from(Message))
     assert left == 0
+
+
+# The one-statement path (PostgreSQL): what the realtime committer tries first.
+
+
+async def append_at_once(database: Database, posts: list[NewMessage]) -> list[Appended] | None:
+    autocommit = database.engine.execution_options(isolation_level="AUTOCOMMIT")
+    async with autocommit.connect() as connection:
+        return await messages.append_at_once(connection, posts)
+
+
+async def test_at_once_numbers_a_batch_over_rooms_like_append_many(database, world) -> None:
+    ada, crew, lobby = world
+    async with database.sessions.begin() as session:
+        annex = await seed.room(session, crew.team.id, ada, "annex")
+    me = Author.user(ada.id, ada.name)
+    await append_alone(database, lobby.id, me, "before")
+    posts = [
+        NewMessage(annex.id, me, "a1", "x"),
+        NewMessage(lobby.id, me, "l2", "x"),
+        NewMessage(lobby.id, me, "l3"),
+        NewMessage(annex.id, me, "a2", "y", reply_to=1),
+    ]
+    results = await append_at_once(database, posts)
+    assert results is not None
+    assert [(r.message.room_id, r.message.seq, r.duplicate) for r in results] == [
+        (annex.id, 1, False),
+        (lobby.id, 2, False),
+        (lobby.id, 3, False),
+        (annex.id, 2, False),
+    ]
+    assert await stored_seqs(database, lobby.id) == ([1, 2, 3], 3)
+    assert await stored_seqs(database, annex.id) == ([1, 2], 2)
+    async with database.sessions() as session:
+        page = await messages.page(session, annex.id)
+    assert [m.to_event() for m in page.items] == [r.message.to_event() for r in results[::3]]
+
+
+async def test_at_once_stores_an_answer_with_its_generation(database, world) -> None:
+    _, _, lobby = world
+    generation = Generation("g-1", "gemini-x", "stop", 12, 34)
+    answer = NewMessage(lobby.id, Author.assistant(), "42", reply_to=7, generation=generation)
+    [result] = await append_at_once(database, [answer]) or []
+    async with database.sessions() as session:
+        [stored] = (await messages.page(session, lobby.id)).items
+    assert stored == result.message
+    assert stored.generation == generation
+
+
+@pytest.mark.parametrize("why", ["stored before", "twice in the batch", "unknown room"])
+async def test_at_once_declines_and_stores_nothing_when_the_exact_path_is_needed(
+    database, world, why
+) -> None:
+    ada, _, lobby = world
+    me = Author.user(ada.id, ada.name)
+    await append_alone(database, lobby.id, me, "first", "c-1")
+    posts = [NewMessage(lobby.id, me, "fresh", "c-2")]
+    if why == "stored before":
+        posts.append(NewMessage(lobby.id, me, "retry", "c-1"))
+    elif why == "twice in the batch":
+        posts.append(NewMessage(lobby.id, me, "fresh again", "c-2"))
+    else:
+        posts.append(NewMessage("no-such-room", me, "lost"))
+    assert await append_at_once(database, posts) is None
+    assert await stored_seqs(database, lobby.id) == ([1], 1)
+
+
+async def test_at_once_is_invalid_like_append_many(database, world) -> None:
+    ada, _, lobby = world
+    me = Author.user(ada.id, ada.name)
+    with pytest.raises(Invalid):
+        await append_at_once(database, [NewMessage(lobby.id, me, "nul \x00 here")])
+    assert await stored_seqs(database, lobby.id) == ([], 0)
+
+
+async def test_at_once_declines_on_sqlite(tmp_path, world) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'roomcast.db'}"
+    await asyncio.to_thread(migrate.upgrade, url)
+    lite = Database(url)
+    try:
+        ada, _, lobby = await seed.user_team_room(lite)
+        me = Author.user(ada.id, ada.name)
+        assert await append_at_once(lite, [NewMessage(lobby.id, me, "hi")]) is None
+    finally:
+        await lite.close()
+
+
+async def test_at_once_and_exact_batches_racing_over_two_rooms_stay_gap_free(database) -> None:
+    """Many connections, batches over both rooms in either order, both paths at once."""
+    wide = Database(database.url, pool_size=20)
+    try:
+        ada, crew, lobby = await seed.user_team_room(wide)
+        async with wide.sessions.begin() as session:
+            annex = await seed.room(session, crew.team.id, ada, "annex")
+        me = Author.user(ada.id, ada.name)
+
+        async def at_once(i: int) -> None:
+            rooms_in_order = (lobby.id, annex.id) if i % 2 else (annex.id, lobby.id)
+            posts = [NewMessage(room, me, f"{i}", f"o{i}-{room}") for room in rooms_in_order]
+            assert await append_at_once(wide, posts) is not None
+
+        async def exact(i: int) -> None:
+            async with wide.engine.begin() as connection:
+                posts = [NewMessage(annex.id, me, f"{i}"), NewMessage(lobby.id, me, f"{i}")]
+                await messages.append_many(connection, posts)
+
+        await asyncio.gather(*(at_once(i) for i in range(30)), *(exact(i) for i in range(30)))
+        for room in (lobby, annex):
+            assert await stored_seqs(wide, room.id) == (list(range(1, 61)), 60)
+    finally:
+        await wide.close()
