@@ -9,10 +9,12 @@ with 4509, and the client resumes with `join` + `since`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import orjson
+
+from actors.events import RoomEvent
 
 
 @dataclass(slots=True)
@@ -63,6 +65,14 @@ class OutboundQueue:
         if self._ready is not None:
             self._ready.set()
         return True
+
+    def put_events(self, events: Sequence[RoomEvent]) -> bool:
+        """Queue several room events in order; False as `put`.
+
+        A room hands every member the same sequence object, so a subclass may prepare the
+        bytes once per sequence (the socket writes them all in one go).
+        """
+        return all([self.put(event.frame, event.kind, event.gen) for event in events])
 
     def _merge(self, frame: bytes, gen: str | None) -> bool:
         """Fold a delta into the previous one when that is the newest frame queued."""

@@ -189,6 +189,7 @@ class RoomActor(Actor[RoomMessage]):
         self.members: dict[str, Member] = {}
         self.delivered_seq: int | None = None
         self._held: dict[int, RoomEvent] = {}
+        self._outgoing: list[RoomEvent] = []  # fanned out, not yet handed to the members
         self._gap_timer: asyncio.TimerHandle | None = None
         self._pending: list[Post] = []
         self._has_pending = asyncio.Event()
@@ -208,6 +209,8 @@ class RoomActor(Actor[RoomMessage]):
     # Life.
 
     async def on_start(self) -> None:
+        if self._outgoing:
+            self._flush()  # collected before a crash: the members still get them
         if self.delivered_seq is None:
             room = await self._store.room(self.room_id)
             if room is None:
@@ -220,6 +223,8 @@ class RoomActor(Actor[RoomMessage]):
             self._committer = asyncio.create_task(self._commit_loop(), name=f"{self.name} commit")
 
     async def on_stop(self) -> None:
+        if self._outgoing:
+            self._flush()
         if self._committer is not None:
             self._closing = True  # the committer commits what was accepted, then ends
             self._has_pending.set()
@@ -253,8 +258,15 @@ class RoomActor(Actor[RoomMessage]):
     # Messages.
 
     async def on_receive(self, message: RoomMessage) -> None:
+        if self._outgoing and not isinstance(message, Delivered):
+            self._flush()  # events fanned out so far go before anything else
         if self._fault is not None:
             self._fault(self.room_id, message)
+        await self._handle(message)
+        if self._outgoing and not self.mailbox_depth:
+            self._flush()
+
+    async def _handle(self, message: RoomMessage) -> None:
         match message:
             case Delivered(event=event):
                 self._deliver(event)
@@ -403,11 +415,26 @@ class RoomActor(Actor[RoomMessage]):
         return event.kind != "ai.beat"
 
     def _fan_out(self, event: RoomEvent) -> None:
+        """Collect `event` for the members; `_flush` hands them what collected in one go.
+
+        The events of a commit (and everything else the mailbox holds at the time) then
+        reach each member's socket in one write instead of one write per event.
+        """
+        self._outgoing.append(event)
+
+    def _flush(self) -> None:
+        events, self._outgoing = self._outgoing, []
+        typists = {event.origin for event in events if event.kind == "typing"}
         overflowed = []
         for member in self.members.values():
-            if event.kind == "typing" and member.user.id == event.origin:
-                continue
-            if not member.outbound.put(event.frame, event.kind, event.gen):
+            mine = events
+            if typists and member.user.id in typists:  # nobody sees their own typing
+                mine = [e for e in events if e.kind != "typing" or e.origin != member.user.id]
+            if len(mine) == 1:
+                delivered = member.outbound.put(mine[0].frame, mine[0].kind, mine[0].gen)
+            else:
+                delivered = member.outbound.put_events(mine)
+            if not delivered:
                 overflowed.append(member)
         for member in overflowed:
             self.members.pop(member.session_id, None)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,7 +21,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from actors.errors import ActorError, MailboxFull
-from actors.events import error_frame, frame
+from actors.events import RoomEvent, error_frame, frame
 from actors.hub import Hub
 from actors.outbound import OutboundQueue
 from actors.ports import UserRef
@@ -76,13 +77,15 @@ def text_frame(payload: bytes) -> bytes:
 class SocketOutbound(OutboundQueue):
     """An outbound queue that writes straight into the socket while the socket keeps up.
 
-    A room hands every member the same payload object, so the framed bytes are built once
-    per event (the one-entry cache) and each member costs one `transport.write`, with no
-    task switch. Only a member whose socket is backed up (or whose queue is not empty, to
-    keep order) queues, and its writer task drains the queue with backpressure.
+    A room hands every member the same payload object (or the same list of events), so
+    the framed bytes are built once per event or batch (the one-entry caches) and each
+    member costs one `transport.write`, with no task switch. Only a member whose socket is
+    backed up (or whose queue is not empty, to keep order) queues, and its writer task
+    drains the queue with backpressure.
     """
 
     _cached: tuple[bytes, bytes] = (b"", b"")
+    _cached_batch: tuple[Sequence[RoomEvent], bytes] = ((), b"")
 
     def __init__(
         self, transport: asyncio.Transport | None, *, soft_limit: int, hard_limit: int
@@ -90,23 +93,41 @@ class SocketOutbound(OutboundQueue):
         super().__init__(soft_limit=soft_limit, hard_limit=hard_limit)
         self._transport = transport
 
-    def put(self, frame: bytes, kind: str = "", gen: str | None = None) -> bool:
+    def _writable(self) -> asyncio.Transport | None:
+        """The transport, when frames may go straight into it (nothing queued before them)."""
         transport = self._transport
         if (
-            not self.writing
-            and not len(self)
-            and not self.closed
-            and transport is not None
-            and not transport.is_closing()
-            and transport.get_write_buffer_size() < DIRECT_WRITE_LIMIT
+            self.writing
+            or len(self)
+            or self.closed
+            or transport is None
+            or transport.is_closing()
+            or transport.get_write_buffer_size() >= DIRECT_WRITE_LIMIT
         ):
-            source, wire = SocketOutbound._cached
-            if source is not frame:
-                wire = text_frame(frame)
-                SocketOutbound._cached = (frame, wire)
-            transport.write(wire)
-            return True
-        return super().put(frame, kind, gen)
+            return None
+        return transport
+
+    def put(self, frame: bytes, kind: str = "", gen: str | None = None) -> bool:
+        transport = self._writable()
+        if transport is None:
+            return super().put(frame, kind, gen)
+        source, wire = SocketOutbound._cached
+        if source is not frame:
+            wire = text_frame(frame)
+            SocketOutbound._cached = (frame, wire)
+        transport.write(wire)
+        return True
+
+    def put_events(self, events: Sequence[RoomEvent]) -> bool:
+        transport = self._writable()
+        if transport is None:
+            return super().put_events(events)
+        source, wire = SocketOutbound._cached_batch
+        if source is not events:
+            wire = b"".join([text_frame(event.frame) for event in events])
+            SocketOutbound._cached_batch = (events, wire)
+        transport.write(wire)
+        return True
 
 
 @dataclass(slots=True)
