@@ -14,7 +14,7 @@ import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from actors.errors import ActorCrashed, ActorDead, ActorStopped, AskTimeout, MailboxFull
 from actors.mailbox import Mailbox
@@ -85,6 +85,12 @@ class Actor(Generic[M]):
         mailbox_size: how many messages may wait before `tell` raises `MailboxFull`.
     """
 
+    #: Run the task only while messages wait. An actor that mostly waits (one per
+    #: connection, say) then costs no task, coroutine or future while idle; the next
+    #: message starts a fresh task. `on_start` still runs once per run, before its first
+    #: message.
+    on_demand: ClassVar[bool] = False
+
     def __init__(self, name: str, *, mailbox_size: int = 1024) -> None:
         if mailbox_size < 1:
             raise ValueError(f"{name}: mailbox_size must be at least 1, got {mailbox_size}")
@@ -99,6 +105,7 @@ class Actor(Generic[M]):
         self._stop_marker_queued = False
         self._state = ActorState.NEW
         self._task: asyncio.Task[None] | None = None
+        self._starting = False  # on_start is still due in this run
         self._current: _Envelope[M] | None = None
         self._crash: Exception | None = None
         self._stopped: asyncio.Event | None = None  # made when someone waits: saves memory
@@ -199,6 +206,18 @@ class Actor(Generic[M]):
         if self._inbox.qsize() >= self.mailbox_size:
             raise MailboxFull(self.name)
         self._inbox.put_nowait(envelope)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Start the task of an on-demand actor that has a message and no task."""
+        if not self.on_demand or self._state not in (ActorState.RUNNING, ActorState.STOPPING):
+            return
+        if self._task is None or self._task.done():
+            self._spawn()
+
+    def _spawn(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name=f"actor {self.name}")
 
     def _refusal(self) -> ActorStopped:
         if self._crash is None:
@@ -224,7 +243,9 @@ class Actor(Generic[M]):
             self.started_at = loop.time()
         self._state = ActorState.RUNNING
         self._crash = None
-        self._task = loop.create_task(self._run(), name=f"actor {self.name}")
+        self._starting = True
+        if not self.on_demand or not self._inbox.empty():
+            self._spawn()
 
     def stop_nowait(self, drain: bool = True) -> None:
         """Begin stopping and return at once; new messages are refused from now on.
@@ -240,6 +261,7 @@ class Actor(Generic[M]):
             if not self._stop_marker_queued:
                 self._stop_marker_queued = True
                 self._inbox.put_nowait(None)
+                self._wake()
         elif self._state in (ActorState.NEW, ActorState.CRASHED):
             self._finish()  # no task is running: nothing can be drained
 
@@ -264,9 +286,17 @@ class Actor(Generic[M]):
 
     async def _run(self) -> None:
         try:
-            await self.on_start()
-            logger.debug("actor %s running (restarts=%d)", self.name, self.restarts)
-            while (envelope := await self._inbox.get()) is not None:
+            if self._starting:
+                self._starting = False
+                await self.on_start()
+                logger.debug("actor %s running (restarts=%d)", self.name, self.restarts)
+            while True:
+                if self.on_demand and self._inbox.empty():
+                    self._task = None  # idle: the next message starts another task
+                    return
+                envelope = await self._inbox.get()
+                if envelope is None:
+                    break
                 self._current = envelope
                 await self.on_receive(envelope.message)
                 self._current = None

@@ -40,7 +40,13 @@ class SessionLimits:
 
 
 class SessionActor(Actor[Request]):
-    """One connection's state: its user, its rooms, its outbound queue."""
+    """One connection's state: its user, its rooms, its outbound queue.
+
+    On demand: a connection is mostly quiet, so its actor has a task only while its
+    client's requests wait (thousands of idle connections cost no task each).
+    """
+
+    on_demand = True
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from actors import Supervisor
-from tests.actors.doubles import Recorder
+from tests.actors.doubles import OnDemandRecorder, Recorder
 
 
 @pytest.fixture(autouse=True)
@@ -22,13 +22,15 @@ async def no_task_left_behind() -> AsyncIterator[None]:
     assert not leftover, f"tasks left running: {leftover}"
 
 
-@pytest.fixture
-async def spawn() -> AsyncIterator[Callable[..., Recorder]]:
-    """Make a started `Recorder` (pass start=False for a new one)."""
+@pytest.fixture(params=[Recorder, OnDemandRecorder], ids=["own task", "on demand"])
+async def spawn(request: pytest.FixtureRequest) -> AsyncIterator[Callable[..., Recorder]]:
+    """Make a started `Recorder` (pass start=False for a new one); every test that uses it
+    runs with an actor that keeps its task and with one whose task runs on demand."""
     made: list[Recorder] = []
+    kind: type[Recorder] = request.param
 
     def spawn(name: str = "recorder", *, start: bool = True, **kwargs: Any) -> Recorder:
-        actor = Recorder(name, **kwargs)
+        actor = kind(name, **kwargs)
         made.append(actor)
         if start:
             actor.start()

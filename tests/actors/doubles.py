@@ -88,3 +88,9 @@ async def hold(actor: Recorder) -> asyncio.Event:
     actor.tell(message)
     await asyncio.wait_for(message.entered.wait(), 1.0)
     return message.release
+
+
+class OnDemandRecorder(Recorder):
+    """The same, with a task only while messages wait."""
+
+    on_demand = True

@@ -17,7 +17,7 @@ from actors import (
     AskTimeout,
     MailboxFull,
 )
-from tests.actors.doubles import Add, Crash, Get, Recorder, StopSelf, hold
+from tests.actors.doubles import Add, Crash, Get, OnDemandRecorder, Recorder, StopSelf, hold
 
 Spawn = Callable[..., Recorder]
 
@@ -198,7 +198,8 @@ async def test_snapshot_describes_the_actor_for_the_admin_view(spawn: Spawn) -> 
 
     snapshot = actor.snapshot()
 
-    assert (snapshot.name, snapshot.kind, snapshot.state) == ("room:7", "Recorder", "running")
+    kind = type(actor).__name__
+    assert (snapshot.name, snapshot.kind, snapshot.state) == ("room:7", kind, "running")
     assert (snapshot.mailbox_depth, snapshot.mailbox_size) == (1, 4)
     assert snapshot.restarts == 0
     assert snapshot.age_seconds >= 0
@@ -222,3 +223,21 @@ async def test_cancelling_a_stop_waiter_leaves_the_actor_to_finish(spawn: Spawn)
 def test_a_mailbox_needs_room_for_at_least_one_message() -> None:
     with pytest.raises(ValueError, match="mailbox_size"):
         Actor[int]("tiny", mailbox_size=0)
+
+
+async def test_an_on_demand_actor_has_a_task_only_while_messages_wait() -> None:
+    actor = OnDemandRecorder("session:1")
+    actor.start()
+    assert actor._task is None and actor.events == []  # noqa: SLF001 - the point of the test
+    actor.tell(Add(1))
+    actor.tell(Add(2))
+    assert await actor.ask(Get, timeout=1.0) == [1, 2]
+    await asyncio.sleep(0)
+    assert actor._task is None  # noqa: SLF001
+    assert actor.events == ["start session:1"]  # once per run, before its first message
+    actor.tell(Add(3))
+    assert await actor.ask(Get, timeout=1.0) == [1, 2, 3]
+    assert actor.events == ["start session:1"]
+    await actor.stop()
+    assert actor.events == ["start session:1", "stop session:1"]
+    assert actor.state is ActorState.STOPPED
