@@ -68,7 +68,8 @@ class Hub:
             sweep_interval=config.sweep_interval,
         )
         self.sessions = Supervisor("sessions", policy=policy, on_crash=on_crash)
-        self._by_user: dict[str, set[SessionActor]] = {}
+        # Lists, not sets: a user has a session or two, and an empty set is 216 bytes.
+        self._by_user: dict[str, list[SessionActor]] = {}
         self._expiry: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
 
@@ -114,13 +115,13 @@ class Hub:
             limits=self._config.session_limits,
         )
         self.sessions.add(session)
-        self._by_user.setdefault(user.id, set()).add(session)
+        self._by_user.setdefault(user.id, []).append(session)
         return session
 
     async def close_session(self, session: SessionActor) -> None:
         sessions = self._by_user.get(session.user.id)
-        if sessions is not None:
-            sessions.discard(session)
+        if sessions is not None and session in sessions:
+            sessions.remove(session)
             if not sessions:
                 del self._by_user[session.user.id]
         session.outbound.close()

@@ -66,6 +66,7 @@ class Settings:
     auth_rate_window: int = 60
     mail_from: str = "Roomcast <no-reply@localhost>"
     # Websocket: frames per second per connection (with a burst), outbound queue limits.
+    ws_heartbeat: float = 25.0  # seconds of quiet before a ping; no pong in half that: dropped
     ws_frames_per_second: float = 50.0
     ws_burst: float = 100.0
     ws_outbound_soft_limit: int = 256 * 1024
@@ -123,6 +124,12 @@ def _float(environ: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _positive(value: float, name: str) -> float:
+    if not value > 0:
+        raise ConfigError(f"{name} must be above 0, got {value}")
+    return value
 
 
 def _optional(environ: Mapping[str, str], name: str) -> str | None:
@@ -193,6 +200,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         mail_from=environ.get("MAIL_FROM", "Roomcast <no-reply@localhost>"),
         auth_rate_limit=_int(environ, "AUTH_RATE_LIMIT", 30),
         auth_rate_window=_int(environ, "AUTH_RATE_WINDOW", 60),
+        ws_heartbeat=_positive(_float(environ, "WS_HEARTBEAT", 25.0), "WS_HEARTBEAT"),
         ws_frames_per_second=_float(environ, "WS_FRAMES_PER_SECOND", 50.0),
         ws_burst=_float(environ, "WS_BURST", 100.0),
         ws_outbound_soft_limit=_int(environ, "WS_OUTBOUND_SOFT_LIMIT", 256 * 1024),

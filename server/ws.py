@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,7 +33,6 @@ from server.state import HUB, SETTINGS, TOKENS
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT = 25
 MAX_FRAME = 64 * 1024
 AUTH_DEADLINE = 10.0
 CLOSE_TIMEOUT = 2.0
@@ -152,21 +151,80 @@ class TokenBucket:
         return True
 
 
+class Heartbeat:
+    """Pings quiet connections and drops the silent ones, with one timer for all of them.
+
+    Every `interval / 2` seconds a sweep starts a new round. A connection that has sent
+    nothing for two rounds (at least `interval` seconds) gets a ping; one that has still
+    sent nothing, not even the pong, by the next sweep is a dead peer and is dropped. A
+    dead peer is therefore gone 1.5 to 2 intervals after its last frame. Per connection
+    this costs two integers, where aiohttp's own heartbeat keeps two timers per
+    connection (about a kilobyte) and re-arms one on every frame received.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.round = 0
+        self.connections: set[Connection] = set()
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval / 2)
+            self.sweep()
+
+    def sweep(self) -> None:
+        self.round += 1
+        for connection in list(self.connections):
+            connection.beat(self.round)
+
+
+#: The app's heartbeat; `setup` starts its sweeps with the app and stops them with it.
+HEARTBEAT_KEY = web.AppKey("ws heartbeat", Heartbeat)
+
+PING_FRAME = b"\x89\x00"  # an empty unmasked ping (RFC 6455 section 5.5.2)
+
+
 class Connection:
     """One authenticated websocket: read loop, writer task, and the way to close."""
 
-    def __init__(self, ws: web.WebSocketResponse, hub: Hub, bucket: TokenBucket) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, hub: Hub, bucket: TokenBucket, heartbeat: Heartbeat
+    ) -> None:
         self.ws = ws
         self.hub = hub
         self.bucket = bucket
+        self.heartbeat = heartbeat
+        self.seen = heartbeat.round  # the round of the last frame received
+        self.pinged: int | None = None  # the round of a ping not answered yet
         self._writer: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
-        self._read_done = asyncio.Event()
+        self._reading = True
+        self._read_over: asyncio.Future[None] | None = None  # made when a close waits
 
     def close_soon(self, code: int, reason: str) -> None:
         """Close with `code` from any task (actors call this); the first code wins."""
         if self._closing is None:
             self._closing = asyncio.create_task(self._close(code, reason))
+
+    def beat(self, now: int) -> None:
+        """A heartbeat sweep: drop the peer if it left our ping unanswered, else ping it
+        when it has been quiet for two rounds."""
+        if self.pinged is not None:
+            if self.seen < self.pinged:
+                logger.info("ws peer silent after a ping; dropping it")
+                self._abort()
+                return
+            self.pinged = None
+        if self.seen <= now - 2:
+            transport = ws_transport(self.ws)
+            if transport is not None and not transport.is_closing():
+                transport.write(PING_FRAME)  # whole frames only: it never splits another
+                self.pinged = now
+
+    def _abort(self) -> None:
+        transport = ws_transport(self.ws)
+        if transport is not None:
+            transport.abort()  # the read loop then ends and the session with it
 
     async def _close(self, code: int, reason: str) -> None:
         """Send the close frame, then let the read loop take the peer's reply.
@@ -183,7 +241,9 @@ class Connection:
                 if not self.ws.closed:
                     payload = code.to_bytes(2, "big") + reason.encode()[:120]
                     await self.ws.send_frame(payload, WSMsgType.CLOSE)
-                await self._read_done.wait()
+                if self._reading:
+                    self._read_over = asyncio.get_running_loop().create_future()
+                    await self._read_over
         except (TimeoutError, ConnectionError):
             # A peer that does not read cannot take the close frame either.
             transport = ws_transport(self.ws)
@@ -191,7 +251,13 @@ class Connection:
                 transport.close()
 
     async def serve(self, session: SessionActor) -> None:
-        """Run the writer beside the read loop; tidy up whichever way the connection ends."""
+        """Hand every frame to the session until the peer or the server closes, with the
+        writer beside it when frames must wait; tidy up whichever way it ends.
+
+        Once closing, frames are dropped but still read: the loop ends on the peer's
+        close reply, which completes the handshake (or on the close timeout). The read
+        loop is this handler's own coroutine: one suspended frame less per connection.
+        """
 
         # The writer is started only when a frame has to wait (most sessions never need
         # one: their frames go straight into the socket), which keeps idle sessions small.
@@ -202,10 +268,35 @@ class Connection:
         session.outbound.on_backlog = start_writer
         if len(session.outbound):
             start_writer()
+        self.heartbeat.connections.add(self)
+        ws = self.ws
         try:
-            await self.read(session)
+            while not ws.closed:
+                message = await ws.receive()
+                self.seen = self.heartbeat.round
+                kind = message.type
+                if kind is WSMsgType.TEXT:
+                    if self._closing is not None:
+                        continue
+                    if not self.bucket.take():
+                        self.close_soon(4429, "too many frames per second")
+                    else:
+                        self.handle_text(session, message.data)
+                elif kind is WSMsgType.PING:
+                    if not self.bucket.take():
+                        self.close_soon(4429, "too many frames per second")
+                    elif self._closing is None:
+                        await ws.pong(message.data)
+                elif kind is WSMsgType.BINARY:
+                    if self._closing is None:
+                        self.close_soon(1003, "binary frames are not accepted")
+                elif kind is not WSMsgType.PONG:
+                    return  # closed, closing, or an error (aiohttp sent 1009 for a big frame)
         finally:
-            self._read_done.set()
+            self._reading = False
+            self.heartbeat.connections.discard(self)
+            if self._read_over is not None and not self._read_over.done():
+                self._read_over.set_result(None)
             await self.hub.close_session(session)
             await self._stop_writer()
             if self._closing is not None:
@@ -242,27 +333,6 @@ class Connection:
                 outbound.writing = False
         if session.outbound.overflowed:
             self.close_soon(4509, "slow consumer")
-
-    async def read(self, session: SessionActor) -> None:
-        """Hand every frame to the session until the peer or the server closes.
-
-        Once closing, frames are dropped but still read: the loop ends on the peer's
-        close reply, which completes the handshake (or on the close timeout).
-        """
-        while not self.ws.closed:
-            message = await self.ws.receive()
-            if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-                return
-            if message.type is WSMsgType.ERROR:
-                return  # aiohttp already closed it (1009 for a frame over the limit)
-            if self._closing is not None:
-                continue
-            if message.type is WSMsgType.BINARY:
-                self.close_soon(1003, "binary frames are not accepted")
-            elif not self.bucket.take():
-                self.close_soon(4429, "too many frames per second")
-            else:
-                self.handle_text(session, message.data)
 
     def handle_text(self, session: SessionActor, text: str) -> bool:
         """Decode one frame and give it to the session; False when the connection must end
@@ -315,12 +385,12 @@ async def _first_frame_auth(
     return user, expires, request.id
 
 
-def _ready(user: UserRef, session: SessionActor, re: Any) -> bytes:
+def _ready(user: UserRef, session: SessionActor, re: Any, heartbeat: float) -> bytes:
     payload: dict[str, Any] = {
         "type": "ready",
         "user": user.to_json(),
         "session": session.session_id,
-        "heartbeat": HEARTBEAT,
+        "heartbeat": int(heartbeat) if heartbeat.is_integer() else heartbeat,
     }
     if re is not None:
         payload["re"] = re
@@ -329,41 +399,45 @@ def _ready(user: UserRef, session: SessionActor, re: Any) -> bytes:
 
 async def websocket(request: web.Request) -> web.StreamResponse:
     """`GET /ws`: check origin and header token, upgrade, authenticate, then serve."""
+    app = request.app
     origin = request.headers.get("Origin")
     if origin is not None and not origin_allowed(request, origin):
         raise Forbidden("origin not allowed")
     header_auth = None
     if "Authorization" in request.headers:
-        header_auth = await verify_token(request.app, bearer_token(request))
+        header_auth = await verify_token(app, bearer_token(request))
     # No permessage-deflate: compressing each frame once per recipient would undo the
-    # encode-once fan-out, and chat frames are small.
-    ws = web.WebSocketResponse(
-        heartbeat=HEARTBEAT, max_msg_size=MAX_FRAME, autoping=True, compress=False
-    )
+    # encode-once fan-out, and chat frames are small. No aiohttp heartbeat or autoping:
+    # `Heartbeat` pings for every connection and the read loop answers pings.
+    ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, autoping=False, compress=False)
     await ws.prepare(request)
-    authed = (*header_auth, None) if header_auth else await _first_frame_auth(request.app, ws)
+    authed = (*header_auth, None) if header_auth else await _first_frame_auth(app, ws)
     if authed is None:
         return ws
     user, expires, re = authed
-    await _serve(request.app, ws, user, expires, re)
-    return ws
-
-
-async def _serve(
-    app: web.Application, ws: web.WebSocketResponse, user: UserRef, expires: float, re: Any
-) -> None:
-    settings = app[SETTINGS]
-    hub = app[HUB]
-    connection = Connection(ws, hub, TokenBucket(settings.ws_frames_per_second, settings.ws_burst))
+    settings, hub, heartbeat = app[SETTINGS], app[HUB], app[HEARTBEAT_KEY]
+    bucket = TokenBucket(settings.ws_frames_per_second, settings.ws_burst)
+    connection = Connection(ws, hub, bucket, heartbeat)
     outbound = SocketOutbound(
         ws_transport(ws),
         soft_limit=settings.ws_outbound_soft_limit,
         hard_limit=settings.ws_outbound_hard_limit,
     )
     session = hub.open_session(user, expires, connection.close_soon, outbound)
-    session.outbound.put(_ready(user, session, re), "ready")
+    session.outbound.put(_ready(user, session, re, heartbeat.interval), "ready")
     await connection.serve(session)
+    return ws
+
+
+async def _heartbeat(app: web.Application) -> AsyncIterator[None]:
+    heartbeat = app[HEARTBEAT_KEY] = Heartbeat(app[SETTINGS].ws_heartbeat)
+    sweeps = asyncio.create_task(heartbeat.run(), name="ws heartbeat")
+    yield
+    sweeps.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sweeps
 
 
 def setup(app: web.Application) -> None:
     app.router.add_get("/ws", websocket)
+    app.cleanup_ctx.append(_heartbeat)
