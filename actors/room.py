@@ -490,19 +490,28 @@ class RoomActor(Actor[RoomMessage]):
             for post in batch:
                 reject(post.reply, Unavailable("could not store the message; retry"))
             return
+        fresh = [appended.message for appended in results if not appended.duplicate]
+        published = await self._publish_stored(fresh)
         for post, appended in zip(batch, results, strict=True):
             if not appended.duplicate:
-                try:
-                    await self._bus.publish(
-                        topic(self.room_id), RoomEvent.of(appended.message.to_event()).pack()
-                    )
-                except Exception:  # noqa: BLE001 - stored but not delivered: no ack
-                    logger.warning("room %s: publish failed; refusing the ack", self.room_id)
+                if not published:  # stored but not delivered: no ack, the client retries
                     reject(post.reply, Unavailable("stored, but delivery is down; retry"))
                     continue
                 if self._may_answer(post):
                     self._tell_self(Prompted(post, appended.message.seq))
             resolve(post.reply, appended)
+
+    async def _publish_stored(self, messages: list[StoredMessage]) -> bool:
+        """Publish a commit's new messages together; False when the bus refused them."""
+        if not messages:
+            return True
+        events = [RoomEvent.of(message.to_event()).pack() for message in messages]
+        try:
+            await self._bus.publish_many(topic(self.room_id), events)
+        except Exception:  # noqa: BLE001 - the caller refuses the acks
+            logger.warning("room %s: publish of %d failed", self.room_id, len(events))
+            return False
+        return True
 
     # The assistant.
 

@@ -46,6 +46,20 @@ async def test_subscriber_receives_events_in_publish_order(bus) -> None:
     assert all(e.topic == "room:a" for e in received)
 
 
+async def test_a_batch_published_at_once_arrives_in_order_between_single_events(bus) -> None:
+    received, _, _ = await collect(bus, "room:a")
+    await bus.publish("room:a", b"before")
+    await bus.publish_many("room:a", [f"m{i}".encode() for i in range(20)])
+    await bus.publish_many("room:a", [])
+    await bus.publish_many("room:a", [b"alone"])
+    await bus.publish("room:a", b"after")
+    await wait_for_count(received, 23)
+    await asyncio.sleep(0.05)  # nothing else comes
+    expected = [b"before", *[f"m{i}".encode() for i in range(20)], b"alone", b"after"]
+    assert [e.data for e in received] == expected
+    assert len({e.id for e in received}) == 23
+
+
 async def test_topics_are_independent_and_closed_subscriptions_stop(bus) -> None:
     a, _, sub_a = await collect(bus, "room:a")
     b, _, _ = await collect(bus, "room:b")

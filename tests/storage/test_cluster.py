@@ -160,3 +160,19 @@ async def test_incr_counts_atomically_and_sets_the_expiry_only_on_creation(
     assert (await kv.ttl("hits") or 0) <= 5  # an existing key keeps its expiry
     assert await kv.incr("plain") == 1
     assert await kv.ttl("plain") is None
+
+
+async def test_a_batch_is_pipelined_to_its_streams_node_and_arrives_in_order(
+    client: RedisClient,
+) -> None:
+    bus = RedisStreamBus(client, shards=SHARDS, block_ms=200)
+    try:
+        topics = [f"room:batch{i}" for i in range(6)]
+        inboxes = {topic: await _collect(bus, topic) for topic in topics}
+        for topic in topics:
+            await bus.publish_many(topic, [f"{topic}/{i}".encode() for i in range(10)])
+        await _until(lambda: all(len(inbox) == 10 for inbox in inboxes.values()))
+        for topic, inbox in inboxes.items():
+            assert [e.data for e in inbox] == [f"{topic}/{i}".encode() for i in range(10)]
+    finally:
+        await bus.close()
