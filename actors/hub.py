@@ -16,7 +16,8 @@ from actors.group_commit import GroupCommit
 from actors.outbound import OutboundQueue
 from actors.ports import MessageStore, RoomDirectory, UserRef
 from actors.registry import Registry
-from actors.room import AssistantDeps, Changed, Deleted, FaultHook, RoomActor, Tick
+from actors.room import RoomActor
+from actors.room_messages import AssistantDeps, Changed, Deleted, FaultHook, Tick
 from actors.session import SessionActor, SessionLimits, Verifier
 from actors.supervisor import RestartPolicy, Supervisor
 from storage.bus import Bus

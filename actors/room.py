@@ -5,7 +5,11 @@ transaction for everything that arrived while the previous batch was committing)
 sender is acked after commit and the event is published on the bus. Events come back
 from the bus (from this instance or any other) and are handed, encoded once, to the
 outbound queues of the local members in `seq` order; a gap is held briefly and then
-filled from the database. The room never awaits a socket.
+filled from the database. What the mailbox holds at once (under load, a commit's
+events) reaches each member in one hand-over. The room never awaits a socket.
+
+Its messages are in `actors.room_messages`; its assistant side (prompts, generations,
+the live answer) is `actors.room_assistant.RoomAssistant`.
 """
 
 from __future__ import annotations
@@ -13,151 +17,38 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-
-import orjson
 
 from actors.actor import Actor, reject, resolve
-from actors.assistant import AssistantConfig, Job, Quotas, Run, build_prompt, wants_answer
 from actors.errors import ActorStopped, MailboxFull
-from actors.events import RoomEvent, error_frame, frame
-from actors.llm import LLM, Prompt
-from actors.outbound import OutboundQueue
+from actors.events import RoomEvent, frame
 from actors.ports import MessageStore, UserRef
-from errors import Forbidden, NotFound, Unavailable
+from actors.room_assistant import RoomAssistant
+from actors.room_messages import (
+    AssistantDeps,
+    CancelGeneration,
+    Changed,
+    Deleted,
+    Delivered,
+    Enter,
+    Exit,
+    FaultHook,
+    FillGap,
+    GenerationDone,
+    Member,
+    Post,
+    Prompted,
+    RoomMessage,
+    Tick,
+    Typing,
+    topic,
+)
+from errors import NotFound, Unavailable
 from storage.bus import Bus, BusEvent, Subscription
-from storage.messages import Appended, NewMessage, StoredMessage
+from storage.messages import StoredMessage
 from storage.presence import MemoryPresence, Presence
 from storage.rooms import RoomRecord
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(eq=False, slots=True)
-class Member:
-    """A local session in the room: who it is and where its frames go."""
-
-    session_id: str
-    user: UserRef
-    outbound: OutboundQueue
-    on_overflow: Callable[[], None] = field(default=lambda: None)
-
-
-@dataclass(frozen=True, slots=True)
-class Enter:
-    member: Member
-    since: int | None
-    re: Any
-    reply: asyncio.Future[int]
-
-
-@dataclass(frozen=True, slots=True)
-class Exit:
-    session_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Post:
-    message: NewMessage
-    reply: asyncio.Future[Appended]
-    ai: bool | None = None
-    sender: OutboundQueue | None = None  # where to tell the sender of a refused prompt
-    re: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class Prompted:
-    """A committed user message; the room decides whether the assistant answers it."""
-
-    post: Post
-    seq: int
-
-
-@dataclass(frozen=True, slots=True)
-class CancelGeneration:
-    gen_id: str
-    user_id: str
-    may_cancel_any: bool  # team owners and admins may stop anyone's generation
-    reply: asyncio.Future[None]
-
-
-@dataclass(frozen=True, slots=True)
-class GenerationDone:
-    gen_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    """Periodic: refresh presence, heartbeat our generation, watch others' generations."""
-
-
-@dataclass(frozen=True, slots=True)
-class Changed:
-    """The room's settings changed (on any instance): reload them now."""
-
-
-@dataclass(frozen=True, slots=True)
-class Deleted:
-    """The room was deleted (on any instance): tell the members, then stop."""
-
-
-@dataclass(frozen=True, slots=True)
-class AssistantDeps:
-    """What a room needs to answer: the model, the quotas, the limits."""
-
-    llm: LLM
-    quotas: Quotas
-    config: AssistantConfig = AssistantConfig()
-
-
-@dataclass(frozen=True, slots=True)
-class Typing:
-    user: UserRef
-
-
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    event: RoomEvent
-
-
-@dataclass(frozen=True, slots=True)
-class FillGap:
-    pass
-
-
-RoomMessage = (
-    Enter
-    | Exit
-    | Post
-    | Typing
-    | Delivered
-    | FillGap
-    | Prompted
-    | CancelGeneration
-    | GenerationDone
-    | Tick
-    | Changed
-    | Deleted
-)
-
-
-@dataclass(slots=True)
-class LiveGeneration:
-    """The text so far of a running generation, for members who join mid-answer."""
-
-    start: bytes
-    gen_id: str
-    parts: list[str] = field(default_factory=list)
-    last_seen: float = 0.0  # loop time of its last delta or heartbeat
-
-
-#: A test-only hook called with every message before it is handled; raising crashes the room.
-FaultHook = Callable[[str, RoomMessage], None]
-
-
-def topic(room_id: str) -> str:
-    return f"room:{room_id}"
 
 
 class RoomActor(Actor[RoomMessage]):
@@ -196,15 +87,18 @@ class RoomActor(Actor[RoomMessage]):
         self._committer: asyncio.Task[None] | None = None
         self._closing = False
         self._subscription: Subscription | None = None
-        self._assistant = assistant
-        self._queue: list[Job] = []
-        self._running: tuple[Run, asyncio.Task[None]] | None = None
-        self._live: LiveGeneration | None = None
         self._settings: RoomRecord | None = None  # mode and system prompt, refreshed by Tick
-        self._ended: dict[str, None] = {}  # recently ended generations (dedupe ai.end/error)
         self._presence = presence or MemoryPresence()
         self._bus_ready = bus_ready
-        self._interrupt_after = interrupt_after
+        self.assistant = RoomAssistant(
+            room_id,
+            assistant,
+            store=store,
+            publish=self._publish,
+            deliver=self._deliver,
+            tell=self._tell_self,
+            interrupt_after=interrupt_after,
+        )
 
     # Life.
 
@@ -229,9 +123,7 @@ class RoomActor(Actor[RoomMessage]):
             self._closing = True  # the committer commits what was accepted, then ends
             self._has_pending.set()
             await self._committer
-        self._queue.clear()
-        if self._running is not None:
-            self._running[1].cancel()  # it announces ai.error `interrupted` as it goes
+        self.assistant.stop()
         if self._subscription is not None:
             self._subscription.close()
             self._subscription = None
@@ -239,7 +131,7 @@ class RoomActor(Actor[RoomMessage]):
             self._gap_timer.cancel()
 
     def is_idle(self) -> bool:
-        busy = self._pending or self._running is not None or self._queue
+        busy = self._pending or self.assistant.busy
         return not self.members and not busy and super().is_idle()
 
     def _from_bus(self, bus_event: BusEvent) -> None:
@@ -283,9 +175,9 @@ class RoomActor(Actor[RoomMessage]):
             case FillGap():
                 await self._fill_gap()
             case Prompted():
-                await self._prompted(message)
+                await self.assistant.prompted(message)
             case CancelGeneration():
-                self._cancel(message)
+                self.assistant.cancel(message)
             case Tick():
                 await self._tick()
             case Changed():
@@ -293,9 +185,7 @@ class RoomActor(Actor[RoomMessage]):
             case Deleted():
                 self._deleted()
             case GenerationDone(gen_id=gen_id):
-                if self._running is not None and self._running[0].job.gen_id == gen_id:
-                    self._running = None
-                self._start_next()
+                self.assistant.done(gen_id)
 
     async def _enter(self, enter: Enter) -> None:
         member = enter.member
@@ -314,17 +204,7 @@ class RoomActor(Actor[RoomMessage]):
         if enter.since is not None and enter.since < last:
             for event in await self._store.events_between(self.room_id, enter.since, last):
                 member.outbound.put(frame(event), event["type"])
-        if self._live is not None:
-            member.outbound.put(self._live.start, "ai.start", self._live.gen_id)
-            catch_up = {
-                "type": "ai.delta",
-                "room": self.room_id,
-                "gen": self._live.gen_id,
-                "i": len(self._live.parts) - 1,
-                "text": "".join(self._live.parts),
-                "full": True,
-            }
-            member.outbound.put(frame(catch_up), "ai.delta.full", self._live.gen_id)
+        self.assistant.catch_up(member.outbound)
         resolve(enter.reply, last)
         if first_of_user:
             await self._announce(member.user, "online")
@@ -370,7 +250,7 @@ class RoomActor(Actor[RoomMessage]):
 
     def _deliver(self, event: RoomEvent) -> None:
         if event.seq is None:
-            if event.kind.startswith("ai.") and not self._track(event):
+            if event.kind.startswith("ai.") and not self.assistant.track(event):
                 return
             self._fan_out(event)
             return
@@ -388,31 +268,6 @@ class RoomActor(Actor[RoomMessage]):
         while (following := self._held.pop((self.delivered_seq or 0) + 1, None)) is not None:
             self._fan_out(following)
             self.delivered_seq = following.seq
-
-    def _track(self, event: RoomEvent) -> bool:
-        """Keep the text so far of the running generation (from this or another instance).
-
-        Returns False for events members must not get: heartbeats, and a second end of a
-        generation (two instances may both declare a dead one interrupted).
-        """
-        now = asyncio.get_running_loop().time()
-        if event.kind == "ai.start" and event.gen is not None:
-            self._live = LiveGeneration(event.frame, event.gen, last_seen=now)
-            return True
-        if event.kind in ("ai.end", "ai.error") and event.gen is not None:
-            if event.gen in self._ended:
-                return False
-            self._ended[event.gen] = None
-            while len(self._ended) > 64:
-                del self._ended[next(iter(self._ended))]
-        if self._live is None or event.gen != self._live.gen_id:
-            return event.kind != "ai.beat"
-        self._live.last_seen = now
-        if event.kind == "ai.delta":
-            self._live.parts.append(orjson.loads(event.frame)["text"])
-        elif event.kind in ("ai.end", "ai.error"):
-            self._live = None
-        return event.kind != "ai.beat"
 
     def _fan_out(self, event: RoomEvent) -> None:
         """Collect `event` for the members; `_flush` hands them what collected in one go.
@@ -497,7 +352,7 @@ class RoomActor(Actor[RoomMessage]):
                 if not published:  # stored but not delivered: no ack, the client retries
                     reject(post.reply, Unavailable("stored, but delivery is down; retry"))
                     continue
-                if self._may_answer(post):
+                if self.assistant.may_answer(post, self._settings):
                     self._tell_self(Prompted(post, appended.message.seq))
             resolve(post.reply, appended)
 
@@ -513,79 +368,11 @@ class RoomActor(Actor[RoomMessage]):
             return False
         return True
 
-    # The assistant.
-
     def _tell_self(self, message: RoomMessage) -> None:
         try:
             self.tell(message)
         except (MailboxFull, ActorStopped):
             logger.warning("room %s: dropped %s", self.room_id, type(message).__name__)
-
-    def _may_answer(self, post: Post) -> bool:
-        """The room's mode (as last loaded) asks the assistant to answer this message."""
-        settings = self._settings
-        return (
-            self._assistant is not None
-            and post.message.author.kind == "user"
-            and settings is not None
-            and wants_answer(settings.assistant, post.ai)
-        )
-
-    async def _prompted(self, prompted: Prompted) -> None:
-        """Queue an answer if the sender has quota left (the mode was checked at commit)."""
-        assert self._assistant is not None  # noqa: S101 - only told when configured
-        post = prompted.post
-        author_id = post.message.author.id or ""
-        if len(self._queue) >= self._assistant.config.queue_size:
-            self._refuse(post, "rate_limited", "the assistant is busy in this room; try later")
-            return
-        if not await self._assistant.quotas.try_consume(author_id):
-            self._refuse(post, "quota_exceeded", "your plan's daily AI allowance is used up")
-            return
-        self._queue.append(Job(self.room_id, prompted.seq, author_id))
-        self._start_next()
-
-    def _refuse(self, post: Post, code: str, message: str) -> None:
-        if post.sender is not None:
-            post.sender.put(error_frame(code, message, post.re), "error")
-
-    def _start_next(self) -> None:
-        if self._running is not None or not self._queue or self._assistant is None:
-            return
-        job = self._queue.pop(0)
-        run = Run(
-            job,
-            llm=self._assistant.llm,
-            load=self._load_context,
-            store=self._store_answer,
-            publish=lambda payload: self._publish(RoomEvent.of(payload)),
-        )
-        task = asyncio.create_task(run.run(), name=f"{self.name} gen {job.gen_id}")
-        task.add_done_callback(lambda _: self._tell_self(GenerationDone(job.gen_id)))
-        self._running = (run, task)
-
-    async def _load_context(self, job: Job) -> Prompt:
-        assert self._assistant is not None  # noqa: S101 - only called when configured
-        config = self._assistant.config
-        room = await self._store.room(self.room_id)
-        history = await self._store.recent(self.room_id, job.prompt_seq, config.context_messages)
-        return build_prompt(room.system_prompt if room else None, history, config)
-
-    async def _store_answer(self, message: NewMessage) -> StoredMessage:
-        [appended] = await self._store.append_many([message])
-        return appended.message
-
-    def _cancel(self, request: CancelGeneration) -> None:
-        running = self._running
-        if running is None or running[0].job.gen_id != request.gen_id:
-            reject(request.reply, NotFound("no such generation running in this room"))
-            return
-        run = running[0]
-        if run.job.prompter_id != request.user_id and not request.may_cancel_any:
-            reject(request.reply, Forbidden("only the prompter or a team admin may cancel"))
-            return
-        run.cancel()
-        resolve(request.reply, None)
 
     # Across instances.
 
@@ -596,14 +383,7 @@ class RoomActor(Actor[RoomMessage]):
             await self._presence.refresh(self.room_id, local.items())
         except Exception as exc:  # noqa: BLE001 - presence is best effort; entries expire
             logger.warning("room %s: presence refresh failed: %r", self.room_id, exc)
-        if self._running is not None:
-            gen_id = self._running[0].job.gen_id
-            beat = {"type": "ai.beat", "room": self.room_id, "gen": gen_id}
-            await self._publish(RoomEvent.of(beat))
-        elif self._live is not None:
-            silent = asyncio.get_running_loop().time() - self._live.last_seen
-            if silent > self._interrupt_after:
-                await self._interrupted(self._live.gen_id)
+        await self.assistant.tick()
 
     async def _reload_settings(self) -> None:
         """Pick up a changed mode or system prompt (every tick, and on `room_changed`)."""
@@ -614,20 +394,6 @@ class RoomActor(Actor[RoomMessage]):
             return
         if room is not None:
             self._settings = room
-
-    async def _interrupted(self, gen_id: str) -> None:
-        """A generation of another instance went silent: its instance died. End it for all."""
-        logger.warning("room %s: generation %s lost its heartbeat", self.room_id, gen_id)
-        error = {
-            "type": "ai.error",
-            "room": self.room_id,
-            "gen": gen_id,
-            "code": "interrupted",
-            "message": "the generation was interrupted; ask again",
-        }
-        await self._publish(RoomEvent.of(error))
-        if self._live is not None and self._live.gen_id == gen_id:
-            self._deliver(RoomEvent.of(error))  # end it here even if the bus is down
 
     def _deleted(self) -> None:
         gone = frame({"type": "left", "room": self.room_id, "reason": "deleted"})

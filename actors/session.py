@@ -21,8 +21,9 @@ from actors.events import error_frame, frame
 from actors.outbound import OutboundQueue
 from actors.ports import RoomDirectory, UserRef
 from actors.requests import Auth, Cancel, Join, Leave, Ping, Request, Send, Typing
-from actors.room import CancelGeneration, Enter, Exit, Member, Post, RoomActor
-from actors.room import Typing as RoomTyping
+from actors.room import RoomActor
+from actors.room_messages import CancelGeneration, Enter, Exit, Member, Post
+from actors.room_messages import Typing as RoomTyping
 from errors import Forbidden, Invalid, NotFound, RateLimited, RoomcastError, Unauthorized
 from storage.messages import Appended, Author, NewMessage
 from storage.rooms import RoomAccess

@@ -12,7 +12,7 @@ from aiohttp import web
 from actors.assistant import AssistantConfig
 from actors.hub import Hub, HubConfig
 from actors.ports import UserRef
-from actors.room import AssistantDeps, FaultHook
+from actors.room_messages import AssistantDeps, FaultHook
 from actors.session import SessionLimits
 from server import control, ws
 from server.auth.guard import require_admin

@@ -11,7 +11,8 @@ import pytest
 from actors.events import RoomEvent
 from actors.outbound import OutboundQueue
 from actors.ports import UserRef
-from actors.room import Delivered, Enter, Member, Post, RoomActor
+from actors.room import RoomActor
+from actors.room_messages import Delivered, Enter, Member, Post
 from server.realtime import SqlMessageStore
 from storage.bus import MemoryBus
 from storage.cache import Cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from actors.room import Post
+from actors.room_messages import Post
 from server.realtime import FAULTS
 from server.state import HUB
 from tests.server.ws.helpers import (

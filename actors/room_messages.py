@@ -1,0 +1,135 @@
+"""What a RoomActor is told: the members it keeps, and every message it handles.
+
+Sessions, the hub and the room's own tasks build these; the room handles them one at a
+time in `RoomActor.on_receive`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.assistant import AssistantConfig, Quotas
+from actors.events import RoomEvent
+from actors.llm import LLM
+from actors.outbound import OutboundQueue
+from actors.ports import UserRef
+from storage.messages import Appended, NewMessage
+
+
+@dataclass(eq=False, slots=True)
+class Member:
+    """A local session in the room: who it is and where its frames go."""
+
+    session_id: str
+    user: UserRef
+    outbound: OutboundQueue
+    on_overflow: Callable[[], None] = field(default=lambda: None)
+
+
+@dataclass(frozen=True, slots=True)
+class Enter:
+    member: Member
+    since: int | None
+    re: Any
+    reply: asyncio.Future[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Exit:
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    message: NewMessage
+    reply: asyncio.Future[Appended]
+    ai: bool | None = None
+    sender: OutboundQueue | None = None  # where to tell the sender of a refused prompt
+    re: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prompted:
+    """A committed user message; the room decides whether the assistant answers it."""
+
+    post: Post
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelGeneration:
+    gen_id: str
+    user_id: str
+    may_cancel_any: bool  # team owners and admins may stop anyone's generation
+    reply: asyncio.Future[None]
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationDone:
+    gen_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Periodic: refresh presence, heartbeat our generation, watch others' generations."""
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """The room's settings changed (on any instance): reload them now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """The room was deleted (on any instance): tell the members, then stop."""
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantDeps:
+    """What a room needs to answer: the model, the quotas, the limits."""
+
+    llm: LLM
+    quotas: Quotas
+    config: AssistantConfig = AssistantConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    user: UserRef
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    event: RoomEvent
+
+
+@dataclass(frozen=True, slots=True)
+class FillGap:
+    pass
+
+
+RoomMessage = (
+    Enter
+    | Exit
+    | Post
+    | Typing
+    | Delivered
+    | FillGap
+    | Prompted
+    | CancelGeneration
+    | GenerationDone
+    | Tick
+    | Changed
+    | Deleted
+)
+
+
+#: A test-only hook called with every message before it is handled; raising crashes the room.
+FaultHook = Callable[[str, RoomMessage], None]
+
+
+def topic(room_id: str) -> str:
+    return f"room:{room_id}"
