@@ -1,9 +1,10 @@
-"""The websocket endpoint (PROTOCOL.md, WebSocket): the only module that touches a socket.
+"""The websocket endpoint (PROTOCOL.md, WebSocket): the only module that holds sockets.
 
 One connection is three parts: this module's read loop (decode, validate, rate-limit,
 hand to the session actor), the session actor (actors/session.py) that does the work,
 and a writer task that drains the session's bounded outbound queue into the socket. A
 client that stops reading fills its own queue and is closed with 4509; nobody waits for it.
+The bytes themselves (frames, the direct-write queue, the heartbeat) are in `ws_wire`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,22 +22,27 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from actors.errors import ActorError, MailboxFull
-from actors.events import RoomEvent, error_frame, frame
+from actors.events import error_frame, frame
 from actors.hub import Hub
-from actors.outbound import OutboundQueue
 from actors.ports import UserRef
 from actors.requests import Auth, parse_request, request_id
 from actors.session import SessionActor
 from errors import Forbidden, Invalid, Unauthorized
 from server.auth.guard import bearer_token
 from server.state import HUB, SETTINGS, TOKENS
+from server.ws_wire import (
+    DIRECT_WRITE_LIMIT,
+    PING_FRAME,
+    Heartbeat,
+    SocketOutbound,
+    text_frame,
+)
 
 logger = logging.getLogger(__name__)
 
 MAX_FRAME = 64 * 1024
 AUTH_DEADLINE = 10.0
 CLOSE_TIMEOUT = 2.0
-DIRECT_WRITE_LIMIT = 64 * 1024  # bytes waiting in the transport before frames queue instead
 BACKPRESSURE_POLL = 0.01  # how often a backed-up writer looks whether the socket drained
 
 
@@ -61,74 +67,6 @@ def origin_allowed(request: web.Request, origin: str) -> bool:
     return urlsplit(origin).netloc == request.host
 
 
-def text_frame(payload: bytes) -> bytes:
-    """A whole unmasked websocket text frame (RFC 6455 §5.2) around `payload`."""
-    size = len(payload)
-    if size < 126:
-        header = bytes((0x81, size))
-    elif size < 65536:
-        header = b"\x81\x7e" + size.to_bytes(2, "big")
-    else:
-        header = b"\x81\x7f" + size.to_bytes(8, "big")
-    return header + payload
-
-
-class SocketOutbound(OutboundQueue):
-    """An outbound queue that writes straight into the socket while the socket keeps up.
-
-    A room hands every member the same payload object (or the same list of events), so
-    the framed bytes are built once per event or batch (the one-entry caches) and each
-    member costs one `transport.write`, with no task switch. Only a member whose socket is
-    backed up (or whose queue is not empty, to keep order) queues, and its writer task
-    drains the queue with backpressure.
-    """
-
-    _cached: tuple[bytes, bytes] = (b"", b"")
-    _cached_batch: tuple[Sequence[RoomEvent], bytes] = ((), b"")
-
-    def __init__(
-        self, transport: asyncio.Transport | None, *, soft_limit: int, hard_limit: int
-    ) -> None:
-        super().__init__(soft_limit=soft_limit, hard_limit=hard_limit)
-        self._transport = transport
-
-    def _writable(self) -> asyncio.Transport | None:
-        """The transport, when frames may go straight into it (nothing queued before them)."""
-        transport = self._transport
-        if (
-            self.writing
-            or len(self)
-            or self.closed
-            or transport is None
-            or transport.is_closing()
-            or transport.get_write_buffer_size() >= DIRECT_WRITE_LIMIT
-        ):
-            return None
-        return transport
-
-    def put(self, frame: bytes, kind: str = "", gen: str | None = None) -> bool:
-        transport = self._writable()
-        if transport is None:
-            return super().put(frame, kind, gen)
-        source, wire = SocketOutbound._cached
-        if source is not frame:
-            wire = text_frame(frame)
-            SocketOutbound._cached = (frame, wire)
-        transport.write(wire)
-        return True
-
-    def put_events(self, events: Sequence[RoomEvent]) -> bool:
-        transport = self._writable()
-        if transport is None:
-            return super().put_events(events)
-        source, wire = SocketOutbound._cached_batch
-        if source is not events:
-            wire = b"".join([text_frame(event.frame) for event in events])
-            SocketOutbound._cached_batch = (events, wire)
-        transport.write(wire)
-        return True
-
-
 @dataclass(slots=True)
 class TokenBucket:
     """Frames per second with a burst allowance, per connection."""
@@ -151,37 +89,8 @@ class TokenBucket:
         return True
 
 
-class Heartbeat:
-    """Pings quiet connections and drops the silent ones, with one timer for all of them.
-
-    Every `interval / 2` seconds a sweep starts a new round. A connection that has sent
-    nothing for two rounds (at least `interval` seconds) gets a ping; one that has still
-    sent nothing, not even the pong, by the next sweep is a dead peer and is dropped. A
-    dead peer is therefore gone 1.5 to 2 intervals after its last frame. Per connection
-    this costs two integers, where aiohttp's own heartbeat keeps two timers per
-    connection (about a kilobyte) and re-arms one on every frame received.
-    """
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self.round = 0
-        self.connections: set[Connection] = set()
-
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval / 2)
-            self.sweep()
-
-    def sweep(self) -> None:
-        self.round += 1
-        for connection in list(self.connections):
-            connection.beat(self.round)
-
-
 #: The app's heartbeat; `setup` starts its sweeps with the app and stops them with it.
 HEARTBEAT_KEY = web.AppKey("ws heartbeat", Heartbeat)
-
-PING_FRAME = b"\x89\x00"  # an empty unmasked ping (RFC 6455 section 5.5.2)
 
 
 class Connection:

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from actors.events import RoomEvent
-from server.ws import DIRECT_WRITE_LIMIT, SocketOutbound, text_frame
+from server.ws_wire import DIRECT_WRITE_LIMIT, SocketOutbound, text_frame
 
 
 class Transport:
