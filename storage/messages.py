@@ -13,25 +13,54 @@ Transaction boundaries belong to the caller: nothing here commits. The caller ac
 after its commit. Several appends, to several rooms, may share one transaction (group
 commit) through `append_many`, which locks rooms in id order so two batches never
 deadlock. Sessions must run at READ COMMITTED (PostgreSQL's default) or on SQLite.
+
+On PostgreSQL the realtime committer first tries `append_at_once`: the same locks, in
+the same order, and the same numbering, as one statement that is atomic without a
+transaction (one round trip per commit). A retried send or a missing room makes it
+decline, and the batch then goes through `append_many`. The records themselves are in
+`storage.message_records`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 from sqlalchemy import Table, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from errors import Invalid, NotFound
+from storage.message_records import (
+    Appended,
+    Author,
+    AuthorKind,
+    Generation,
+    MessagePage,
+    NewMessage,
+    StoredMessage,
+)
 from storage.models import Message, Room
-from storage.timestamps import rfc3339
 from storage.types import new_id, utcnow
 
-AuthorKind = Literal["user", "assistant"]
+__all__ = [
+    "MAX_AUTHOR_NAME",
+    "MAX_CLIENT_ID",
+    "Appended",
+    "Author",
+    "AuthorKind",
+    "Generation",
+    "MessagePage",
+    "NewMessage",
+    "StoredMessage",
+    "append",
+    "append_at_once",
+    "append_many",
+    "page",
+    "since",
+]
+
 MAX_CLIENT_ID = 64
 MAX_AUTHOR_NAME = 100
 
@@ -44,105 +73,6 @@ Executor = AsyncSession | AsyncConnection
 
 # (author id, client id): what makes a send idempotent within a room.
 _Key = tuple[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class Author:
-    """Who wrote a message: a user (with an id) or the assistant (id None)."""
-
-    id: str | None
-    name: str
-    kind: AuthorKind = "user"
-
-    @classmethod
-    def user(cls, user_id: str, name: str) -> Author:
-        return cls(id=user_id, name=name, kind="user")
-
-    @classmethod
-    def assistant(cls, name: str = "Assistant") -> Author:
-        return cls(id=None, name=name, kind="assistant")
-
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "kind": self.kind}
-
-
-@dataclass(frozen=True, slots=True)
-class Generation:
-    """What an assistant message records about the generation that wrote it."""
-
-    gen_id: str
-    model: str
-    finish: str  # stop | length | safety | cancelled | error
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NewMessage:
-    """A message to append: one item of a (group-committed) batch."""
-
-    room_id: str
-    author: Author
-    body: str
-    client_id: str | None = None
-    reply_to: int | None = None
-    generation: Generation | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    """A message as stored, with its room `seq`."""
-
-    id: str
-    room_id: str
-    seq: int
-    author: Author
-    body: str
-    client_id: str | None
-    reply_to: int | None
-    generation: Generation | None
-    created_at: datetime
-
-    def to_event(self) -> dict[str, Any]:
-        """PROTOCOL.md's websocket `message` event, which is also a history item.
-
-        Assistant answers add `gen`, `model`, `finish` and `usage` (named as in `ai.end`),
-        and a reply carries `reply_to`; a user's plain message has exactly the documented
-        fields.
-        """
-        event: dict[str, Any] = {
-            "type": "message",
-            "room": self.room_id,
-            "seq": self.seq,
-            "id": self.id,
-            "client_id": self.client_id,
-            "author": self.author.to_json(),
-            "body": self.body,
-            "ts": rfc3339(self.created_at),
-        }
-        if self.reply_to is not None:
-            event["reply_to"] = self.reply_to
-        if self.generation is not None:
-            gen = self.generation
-            event["gen"], event["model"], event["finish"] = gen.gen_id, gen.model, gen.finish
-            event["usage"] = {"input_tokens": gen.input_tokens, "output_tokens": gen.output_tokens}
-        return event
-
-
-@dataclass(frozen=True, slots=True)
-class Appended:
-    """The outcome of one append: the stored message, and whether it was a retry of it."""
-
-    message: StoredMessage
-    duplicate: bool
-
-
-@dataclass(frozen=True, slots=True)
-class MessagePage:
-    """Messages in ascending `seq`, and whether more lie beyond in the direction paged."""
-
-    items: list[StoredMessage]
-    more: bool
 
 
 async def append(
