@@ -58,7 +58,7 @@ async def team_access(request: web.Request, team_id: str, *, at_least: Role) -> 
     """
     user = await caller(request)
     known_id(team_id, "team")
-    async with request.app[DATABASE].sessions() as session:
+    async with request.app[DATABASE].reads() as session:
         membership = await teams.membership(session, team_id, user.id)
     if membership is None:
         raise NotFound("no such team")
@@ -76,7 +76,7 @@ async def room_access(request: web.Request, room_id: str, *, at_least: Role) -> 
     """
     user = await caller(request)
     known_id(room_id, "room")
-    async with request.app[DATABASE].sessions() as session:
+    async with request.app[DATABASE].reads() as session:
         access = await rooms.access(session, room_id, user.id)
     if access is None:
         raise NotFound("no such room")

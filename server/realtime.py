@@ -83,7 +83,7 @@ class SqlMessageStore:
 
     async def events_between(self, room_id: str, after: int, upto: int) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
-        async with self._database.sessions() as session:
+        async with self._database.reads() as session:
             while after < upto:
                 page = await messages.page(
                     session, room_id, after_seq=after, before_seq=upto + 1, limit=REPLAY_PAGE
@@ -95,14 +95,14 @@ class SqlMessageStore:
         return events
 
     async def room(self, room_id: str) -> RoomRecord | None:
-        async with self._database.sessions() as session:
+        async with self._database.reads() as session:
             room = await rooms.get(session, room_id)
         if room is not None:
             self._team_of[room_id] = room.team_id
         return room
 
     async def recent(self, room_id: str, upto: int, limit: int) -> list[StoredMessage]:
-        async with self._database.sessions() as session:
+        async with self._database.reads() as session:
             page = await messages.page(session, room_id, before_seq=upto + 1, limit=limit)
         return page.items
 
@@ -114,7 +114,7 @@ class SqlRoomDirectory:
         self._database = database
 
     async def access(self, user_id: str, room_id: str) -> RoomAccess | None:
-        async with self._database.sessions() as session:
+        async with self._database.reads() as session:
             return await rooms.access(session, room_id, user_id)
 
 

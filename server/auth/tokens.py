@@ -129,7 +129,7 @@ class TokenService:
             Unauthorized: bad token, revoked token, or the user is gone.
         """
         claims = await self.decode_access(token)
-        async with self._database.sessions() as session:
+        async with self._database.reads() as session:
             user = await users.get(session, claims.user_id)
         if user is None:
             raise Unauthorized("invalid or expired token")

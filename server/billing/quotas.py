@@ -71,7 +71,7 @@ class Quotas:
 
     async def plan_of(self, user_id: str) -> PlanId:
         """The best plan in force among the user's teams."""
-        async with self._database.sessions() as session:
+        async with self._database.reads() as session:
             rows = await subscriptions.for_user(session, user_id)
         now = self._clock()
         return best_plan(
