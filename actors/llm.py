@@ -127,6 +127,10 @@ class LLM(Protocol):
         """Generate an answer to `prompt`, chunk by chunk. Raises LLMError."""
         ...
 
+    async def warm_up(self) -> None:
+        """Get ready for the first request (at start-up), so no prompt pays for that."""
+        ...
+
     async def close(self) -> None:
         """Release connections; the object is not used afterwards."""
         ...

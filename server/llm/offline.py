@@ -75,6 +75,9 @@ class OfflineLLM:
             else:
                 yield Chunk(word, finish, Usage(input_tokens, len(words)))
 
+    async def warm_up(self) -> None:
+        return None
+
     async def close(self) -> None:
         return None
 

@@ -144,6 +144,9 @@ class ResilientLLM:
         finally:
             await inner.aclose()
 
+    async def warm_up(self) -> None:
+        await self._inner.warm_up()
+
     async def close(self) -> None:
         await self._inner.close()
 

@@ -39,6 +39,20 @@ async def test_an_answer_streams_as_text_chunks_ending_with_stop_and_usage(
     assert gemini.model == MODEL
 
 
+async def test_warm_up_sends_nothing_and_the_first_answer_still_streams(
+    fake: FakeGemini, gemini: GeminiLLM
+) -> None:
+    await gemini.warm_up()
+    await gemini.warm_up()  # harmless twice (start-up may run it again after a restart)
+    assert fake.requests == []
+    fake.script(reply("ready", prompt_tokens=3))
+
+    chunks = await collect(gemini.stream(PROMPT))
+
+    assert chunks == [Chunk("ready", "stop", Usage(input_tokens=3, output_tokens=1))]
+    assert len(fake.requests) == 1
+
+
 async def test_a_paced_token_script_streams_every_token_then_stops(
     fake: FakeGemini, gemini: GeminiLLM
 ) -> None:
