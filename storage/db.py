@@ -77,11 +77,13 @@ class Database:
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False
         )
-        # For lookups of one statement on hot paths (token checks, access checks, the
-        # rooms' reads): no BEGIN and ROLLBACK around the SELECT, one round trip instead
-        # of three. Never for writes: `begin()` on these sessions starts no transaction.
+        # The same pool without transactions: for work of one statement, which is atomic
+        # by itself, so no BEGIN and COMMIT (or ROLLBACK) round trips around it.
+        self.autocommit: AsyncEngine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # For lookups on hot paths (token checks, access checks, the rooms' reads). Never
+        # for writes: `begin()` on these sessions starts no transaction.
         self.reads: async_sessionmaker[AsyncSession] = async_sessionmaker(
-            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+            self.autocommit, expire_on_commit=False
         )
 
     @property

@@ -268,8 +268,7 @@ async def test_deleting_a_room_deletes_its_messages(database, world) -> None:
 
 
 async def append_at_once(database: Database, posts: list[NewMessage]) -> list[Appended] | None:
-    autocommit = database.engine.execution_options(isolation_level="AUTOCOMMIT")
-    async with autocommit.connect() as connection:
+    async with database.autocommit.connect() as connection:
         return await messages.append_at_once(connection, posts)
 
 
