@@ -32,6 +32,7 @@ async def test_a_quiet_client_is_pinged_and_stays_connected_while_it_answers(mak
         except TimeoutError:
             break
         assert message.type is aiohttp.WSMsgType.PING, message
+        assert message.data == b""  # the server's own empty ping
         pings += 1
         await ws.pong(message.data)
     assert pings >= 2
@@ -51,21 +52,26 @@ async def test_a_peer_that_leaves_pings_unanswered_is_dropped_with_its_session(
     hub = client.app[HUB]
     assert len(hub.sessions_of(account.id)) == 1
 
-    def read_until_dropped() -> bytes:
+    def read_until_dropped() -> tuple[bytes, str]:
+        """Everything the server sent, and how the connection ended for us."""
         silent.sock.settimeout(10)
         received = silent.buffer
         try:
             while chunk := silent.sock.recv(65536):
                 received += chunk
         except ConnectionResetError:
-            pass
-        return received
+            return received, "reset"
+        except TimeoutError:
+            return received, "still open after 10 s"
+        return received, "closed"
 
-    received = await asyncio.to_thread(read_until_dropped)
-    assert b"\x89\x00" in received  # it was pinged before being dropped
+    received, ending = await asyncio.to_thread(read_until_dropped)
+    assert ending in ("closed", "reset")  # the server dropped the silent peer
+    assert b"\x89\x00" in received  # after pinging it
     async with asyncio.timeout(5):
         while hub.sessions_of(account.id):
             await asyncio.sleep(0.02)
+    assert hub.sessions_of(account.id) == []  # and its session went with it
     silent.close()
 
 
