@@ -2,9 +2,16 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-PIP    := $(PY) -m pip install --quiet --disable-pip-version-check --require-hashes
+# Installs exactly the files a lock lists, each hash-checked; nothing is resolved against the
+# index, so a newer release published upstream cannot change or break an install.
+INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes
+# How `make lock` compiles the locks: for every platform and Python from 3.11 on.
+COMPILE := $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 \
+    --generate-hashes --custom-compile-command "make lock"
+# Where `make locust` sends its load: a server started with `make run`, unless told otherwise.
+HOST   ?= http://127.0.0.1:8080
 
-.PHONY: run test lint typecheck pytest migrate bench locust clean
+.PHONY: run test check-lock lint typecheck pytest migrate bench locust lock clean
 
 run: $(VENV)/.run
 	$(PY) run.py migrate
@@ -12,10 +19,14 @@ run: $(VENV)/.run
 
 test: $(VENV)/.dev
 	@PYTHON=$(PYTHON) sh scripts/system-deps.sh services
+	$(PY) scripts/check_lock.py
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
+
+check-lock: $(VENV)/.dev
+	$(PY) scripts/check_lock.py
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
@@ -32,18 +43,36 @@ migrate: $(VENV)/.run
 bench: $(VENV)/.dev
 	$(PY) -m loadtests.fanout $(ARGS)
 
+# Load from locust against a running server (`make run` in another terminal, or HOST=...).
+locust: $(VENV)/.dev
+	$(VENV)/bin/locust -f loadtests/locustfile.py --headless -u 20 -r 10 -t 20s --host $(HOST) $(ARGS)
+
+# Recompile the locks from pyproject.toml, keeping every pin that still fits; pass
+# ARGS=--upgrade to move everything to the newest releases, or ARGS="--upgrade-package NAME".
+lock: $(VENV)/.dev
+	$(COMPILE) requirements-pip.in -o requirements-pip.lock $(ARGS)
+	$(COMPILE) pyproject.toml -o requirements.lock $(ARGS)
+	$(COMPILE) pyproject.toml --extra dev -c requirements.lock -o requirements-dev.lock $(ARGS)
+
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	    { echo "Roomcast needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) --version)" >&2; exit 1; }
 	@PYTHON=$(PYTHON) sh scripts/system-deps.sh venv
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.run: requirements.lock | $(PY)
-	$(PIP) -r requirements.lock
+# The venv's pip is whatever the machine's Python carries; replace it with the locked one first.
+$(VENV)/.pip: requirements-pip.lock | $(PY)
+	$(INSTALL) -r requirements-pip.lock
 	@touch $@
 
-$(VENV)/.dev: requirements-dev.lock | $(PY)
-	$(PIP) -r requirements-dev.lock
+$(VENV)/.run: requirements.lock $(VENV)/.pip
+	$(INSTALL) -r requirements.lock
+	$(PY) -m pip check --disable-pip-version-check
+	@touch $@
+
+$(VENV)/.dev: requirements-dev.lock $(VENV)/.pip
+	$(INSTALL) -r requirements-dev.lock
+	$(PY) -m pip check --disable-pip-version-check
 	@touch $@ $(VENV)/.run
 
 clean:
