@@ -36,7 +36,8 @@ def encode_cursor(*key: str) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(list(key))).decode().rstrip("=")
 
 
-def _bad_cursor() -> Invalid:
+def bad_cursor() -> Invalid:
+    """The 400 of a cursor that this list did not hand out."""
     return Invalid(
         "cursor: not a cursor of this list", details={"fields": {"cursor": "invalid cursor"}}
     )
@@ -49,13 +50,13 @@ def decode_cursor(raw: str, size: int) -> tuple[str, ...]:
         Invalid: `raw` is not such a cursor.
     """
     if len(raw) > _MAX_CURSOR:
-        raise _bad_cursor()
+        raise bad_cursor()
     try:
         key = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
     except (binascii.Error, ValueError):
-        raise _bad_cursor() from None
+        raise bad_cursor() from None
     if not isinstance(key, list) or len(key) != size or not all(isinstance(k, str) for k in key):
-        raise _bad_cursor()
+        raise bad_cursor()
     return tuple(key)
 
 
@@ -65,9 +66,9 @@ def decode_time_cursor(raw: str) -> tuple[datetime, str]:
     try:
         parsed = datetime.fromisoformat(moment)
     except ValueError:
-        raise _bad_cursor() from None
+        raise bad_cursor() from None
     if parsed.tzinfo is None:
-        raise _bad_cursor()
+        raise bad_cursor()
     return parsed, ident
 
 

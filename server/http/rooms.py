@@ -13,14 +13,15 @@ from aiohttp import web
 from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
-from errors import NotFound
+from errors import Invalid, NotFound
 from server import authz, control
 from server.auth.bodies import Name
 from server.auth.guard import CURRENT_USER
 from server.http.json import Body, json_response, parse_body
 from server.http.paging import cursor_param, int_param, limit_param
 from server.state import CACHE, DATABASE
-from storage import messages, rooms
+from storage import history as history_pages
+from storage import rooms
 from storage.pagination import slice_page
 from storage.room_lists import RoomList, RoomListCache
 from storage.rooms import MAX_SYSTEM_PROMPT, UNSET, AssistantMode
@@ -129,23 +130,30 @@ async def delete_room(request: web.Request) -> web.Response:
 async def history(request: web.Request) -> web.Response:
     """Messages in ascending `seq`: just below `before_seq`, just above `after_seq`, or newest.
 
-    `next_cursor` is the `seq` (as a string) to pass, in the same parameter, for the next
-    page in the same direction: `before_seq` when paging back (the default), `after_seq`
-    when paging forward; null when there is nothing more that way.
+    `next_cursor` is opaque: passed back alone as `?cursor=` (with any `limit`), it gives
+    the next page in the same direction, back by default, forward when the walk began
+    with `after_seq`; null when there is nothing more that way.
     """
     access = await authz.room_access(request, request.match_info["room_id"], at_least="member")
     limit = limit_param(request)
-    before, after = int_param(request, "before_seq"), int_param(request, "after_seq")
+    window = _history_window(request)
     async with request.app[DATABASE].sessions() as session:
-        page = await messages.page(
-            session, access.room.id, before_seq=before, after_seq=after, limit=limit
-        )
-    next_cursor = None
-    if page.more and page.items:
-        edge = page.items[-1] if after is not None else page.items[0]
-        next_cursor = str(edge.seq)
+        page = await history_pages.page(session, access.room.id, window, limit=limit)
     items = [message.to_event() for message in page.items]
-    return json_response({"items": items, "next_cursor": next_cursor})
+    return json_response({"items": items, "next_cursor": page.next_cursor})
+
+
+def _history_window(request: web.Request) -> history_pages.Window:
+    """The window of `?cursor=`, or of `?before_seq=` and `?after_seq=`. Raises Invalid."""
+    before, after = int_param(request, "before_seq"), int_param(request, "after_seq")
+    cursor = cursor_param(request)
+    if cursor is None:
+        return history_pages.Window(before_seq=before, after_seq=after)
+    if before is not None or after is not None:
+        # The cursor carries the window; a second one beside it would be ambiguous.
+        reason = "send it without before_seq and after_seq"
+        raise Invalid(f"cursor: {reason}", details={"fields": {"cursor": reason}})
+    return history_pages.Window.from_cursor(cursor)
 
 
 def setup(app: web.Application) -> None:

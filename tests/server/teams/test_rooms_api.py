@@ -130,33 +130,87 @@ async def history(crew: Crew, **params):
     return await response.json()
 
 
-async def test_history_pages_back_through_250_messages_by_next_cursor(crew: Crew) -> None:
+async def walk_history(crew: Crew, **first) -> list[list[int]]:
+    """The seqs of every page: the first asked for with `first`, each next one with
+    `?cursor=` alone (and the same limit), until a page hands out no cursor."""
+    pages: list[list[int]] = []
+    page = await history(crew, **first)
+    pages.append([m["seq"] for m in page["items"]])
+    limit = {"limit": first["limit"]} if "limit" in first else {}
+    while page["next_cursor"] is not None:
+        assert len(pages) < 20, f"the walk does not end: {pages[-2:]}"
+        page = await history(crew, cursor=page["next_cursor"], **limit)
+        pages.append([m["seq"] for m in page["items"]])
+    return pages
+
+
+async def test_history_pages_back_through_250_messages_by_cursor_alone(crew: Crew) -> None:
     await seed.messages(crew.database, crew.room_id, mia(crew), 250)
     newest = await history(crew)
     assert [m["seq"] for m in newest["items"]] == list(range(201, 251))
-    assert newest["next_cursor"] == "201"
-    seqs, pages = [], 1
-    page = await history(crew, limit=100)
-    while True:
-        seqs = [m["seq"] for m in page["items"]] + seqs
-        if page["next_cursor"] is None:
-            break
-        page = await history(crew, limit=100, before_seq=page["next_cursor"])
-        pages += 1
-    assert seqs == list(range(1, 251))
-    assert pages == 3
-    assert page["items"][0]["body"] == "m1"
+    pages = await walk_history(crew, limit=100)
+    assert pages == [list(range(151, 251)), list(range(51, 151)), list(range(1, 51))]
+    assert await walk_history(crew) == [list(range(s, s + 50)) for s in (201, 151, 101, 51, 1)]
 
 
-async def test_history_pages_forward_through_250_messages_by_next_cursor(crew: Crew) -> None:
+async def test_history_pages_forward_through_250_messages_by_cursor_alone(crew: Crew) -> None:
     await seed.messages(crew.database, crew.room_id, mia(crew), 250)
-    seqs, after, pages = [], 0, 0
-    while after is not None:
-        page = await history(crew, limit=100, after_seq=after)
-        seqs += [m["seq"] for m in page["items"]]
-        after, pages = page["next_cursor"], pages + 1
-    assert (seqs, pages) == (list(range(1, 251)), 3)
-    assert page["items"][-1]["body"] == "m250"
+    pages = await walk_history(crew, limit=100, after_seq=0)
+    assert pages == [list(range(1, 101)), list(range(101, 201)), list(range(201, 251))]
+
+
+async def test_a_forward_walk_by_cursor_stays_below_the_before_seq_it_began_with(
+    crew: Crew,
+) -> None:
+    await seed.messages(crew.database, crew.room_id, mia(crew), 30)
+    pages = await walk_history(crew, limit=4, after_seq=10, before_seq=20)
+    assert pages == [[11, 12, 13, 14], [15, 16, 17, 18], [19]]
+
+
+async def test_a_back_walk_by_cursor_skips_and_repeats_nothing_while_messages_arrive(
+    crew: Crew,
+) -> None:
+    await seed.messages(crew.database, crew.room_id, mia(crew), 25)
+    page = await history(crew, limit=10)
+    seqs = [m["seq"] for m in page["items"]]
+    while page["next_cursor"] is not None:
+        await seed.messages(crew.database, crew.room_id, mia(crew), 3)  # newer, above the walk
+        page = await history(crew, limit=10, cursor=page["next_cursor"])
+        seqs = [m["seq"] for m in page["items"]] + seqs
+    assert seqs == list(range(1, 26))
+
+
+async def test_before_seq_and_after_seq_still_pick_a_page_by_hand(crew: Crew) -> None:
+    await seed.messages(crew.database, crew.room_id, mia(crew), 30)
+    below = await history(crew, limit=5, before_seq=11)
+    assert [m["seq"] for m in below["items"]] == [6, 7, 8, 9, 10]
+    above = await history(crew, limit=5, after_seq=27)
+    assert ([m["seq"] for m in above["items"]], above["next_cursor"]) == ([28, 29, 30], None)
+    oldest = await history(crew, limit=5, before_seq=4)
+    assert ([m["seq"] for m in oldest["items"]], oldest["next_cursor"]) == ([1, 2, 3], None)
+
+
+async def test_a_malformed_cursor_is_invalid_and_says_so(crew: Crew) -> None:
+    await seed.messages(crew.database, crew.room_id, mia(crew), 3)
+    for cursor in ("201", "garbage!", "W10"):  # an old seq, not base64, an empty list
+        response = await crew.call(
+            "GET", f"/rooms/{crew.room_id}/messages", params={"cursor": cursor}
+        )
+        assert (response.status, await error_code(response)) == (400, "invalid"), cursor
+        error = (await response.json())["error"]
+        assert error["message"] == "cursor: not a cursor of this list"
+        assert error["details"]["fields"] == {"cursor": "invalid cursor"}
+
+
+async def test_a_cursor_beside_before_seq_or_after_seq_is_invalid(crew: Crew) -> None:
+    await seed.messages(crew.database, crew.room_id, mia(crew), 5)
+    cursor = (await history(crew, limit=2))["next_cursor"]
+    for position in ({"before_seq": "3"}, {"after_seq": "0"}):
+        response = await crew.call(
+            "GET", f"/rooms/{crew.room_id}/messages", params={"cursor": cursor, **position}
+        )
+        assert (response.status, await error_code(response)) == (400, "invalid"), position
+        assert (await response.json())["error"]["details"]["fields"].keys() == {"cursor"}
 
 
 async def test_history_items_are_message_events_including_the_assistants(crew: Crew) -> None:
