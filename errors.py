@@ -1,7 +1,8 @@
-"""The error root every layer raises: each class carries PROTOCOL.md's code and HTTP status.
+"""The error root every layer raises: each class carries its protocol code and HTTP status.
 
-It sits beside the packages rather than in one of them because storage, actors and
-server all raise these, and storage may import neither of the other two.
+The codes are listed in docs/protocol.md (Errors). The root sits beside the packages
+rather than in one of them because storage, actors and server all raise these, and
+storage may import neither of the other two.
 """
 
 from __future__ import annotations

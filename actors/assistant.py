@@ -44,7 +44,7 @@ class AssistantConfig:
 
 
 def wants_answer(mode: str, ai_flag: bool | None) -> bool:
-    """PROTOCOL.md: `auto` answers every user message, `mention` those sent with `ai`."""
+    """docs/protocol.md: `auto` answers every user message, `mention` those sent with `ai`."""
     return mode == "auto" or (mode == "mention" and bool(ai_flag))
 
 

@@ -28,7 +28,7 @@ class RoomEvent:
 
     @classmethod
     def of(cls, payload: dict[str, Any], *, origin: str | None = None) -> RoomEvent:
-        """Encode `payload` (a PROTOCOL.md event) once."""
+        """Encode `payload` (an event of docs/protocol.md) once."""
         seq = payload.get("seq") if payload["type"] in STORED_KINDS else None
         return cls(payload["type"], orjson.dumps(payload), seq, payload.get("gen"), origin)
 

@@ -1,4 +1,4 @@
-"""Client frames (PROTOCOL.md, WebSocket → Requests) decoded into typed requests.
+"""Client frames (docs/protocol.md, WebSocket) decoded into typed requests.
 
 Decoding is pure: the websocket layer hands in the parsed JSON object and gets a request
 or an `Invalid` naming what is wrong; the connection stays open either way.

@@ -1,7 +1,7 @@
 """The benchmark's baseline: a minimal aiohttp + orjson broadcast server.
 
 In-memory rooms, no authentication, no storage, no actors; the same frame shapes as
-Roomcast (PROTOCOL.md, WebSocket) so the same load client drives both: `ready` on
+Roomcast (docs/protocol.md, WebSocket) so the same load client drives both: `ready` on
 connect, `join` -> `joined`, `send` -> `ack` plus a `message` event with a per-room
 `seq` encoded once and written to every member in turn. It is what "raw aiohttp" can do
 on this machine, the yardstick for Roomcast's fan-out.

@@ -90,7 +90,7 @@ def _from_http_exception(exc: web.HTTPException) -> web.Response:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every error into PROTOCOL.md's shape; a bug becomes 500 `internal`, logged here."""
+    """Turn every error into docs/protocol.md's shape; a bug becomes 500 `internal`, logged here."""
     try:
         return await handler(request)
     except RateLimited as exc:

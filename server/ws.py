@@ -1,4 +1,4 @@
-"""The websocket endpoint (PROTOCOL.md, WebSocket): the only module that holds sockets.
+"""The websocket endpoint (docs/protocol.md, WebSocket): the only module that holds sockets.
 
 One connection is three parts: this module's read loop (decode, validate, rate-limit,
 hand to the session actor), the session actor (actors/session.py) that does the work,

@@ -72,7 +72,7 @@ class StoredMessage:
     created_at: datetime
 
     def to_event(self) -> dict[str, Any]:
-        """PROTOCOL.md's websocket `message` event, which is also a history item.
+        """docs/protocol.md's websocket `message` event, which is also a history item.
 
         Assistant answers add `gen`, `model`, `finish` and `usage` (named as in `ai.end`),
         and a reply carries `reply_to`; a user's plain message has exactly the documented

@@ -1,7 +1,7 @@
 """Stored room messages: appended with the room's next gap-free `seq`, read back in pages.
 
 The REST history endpoint and the realtime layer share these functions. Appending follows
-DESIGN.md's "Order and durability": the room row's `last_seq` is advanced by
+docs/architecture.md's "Order and durability": the room row's `last_seq` is advanced by
 `UPDATE rooms SET last_seq = last_seq + n ... RETURNING last_seq` in the caller's
 transaction, which also locks the row until commit, so concurrent writers to one room
 queue behind each other and `seq` stays gap-free and strictly increasing, on PostgreSQL

@@ -47,7 +47,7 @@ class RoomRecord:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """PROTOCOL.md's `room`, plus its `system_prompt`."""
+        """docs/protocol.md's `room`, plus its `system_prompt`."""
         return {
             "id": self.id,
             "team_id": self.team_id,

@@ -60,7 +60,7 @@ class Membership:
     joined_at: datetime
 
     def to_json(self) -> dict[str, Any]:
-        """The team as its member sees it: PROTOCOL.md's `team`, with the caller's `role`."""
+        """The team as its member sees it: docs/protocol.md's `team`, with the caller's `role`."""
         return {
             "id": self.team.id,
             "name": self.team.name,

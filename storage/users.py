@@ -46,7 +46,7 @@ class UserRecord:
         return self.role == "admin"
 
     def to_json(self) -> dict[str, Any]:
-        """PROTOCOL.md's `user` object."""
+        """docs/protocol.md's `user` object."""
         return {
             "id": self.id,
             "email": self.email,

@@ -1,6 +1,6 @@
 """Query parameters of cursor-paginated lists (`limit`, `cursor`) and integer positions.
 
-PROTOCOL.md: `?limit=` defaults to 50 and must lie in 1..200; anything else, like a
+docs/protocol.md: `?limit=` defaults to 50 and must lie in 1..200; anything else, like a
 malformed integer, is 400 `invalid` naming the parameter.
 """
 

@@ -1,4 +1,4 @@
-"""The app factory's error middleware: every failure in PROTOCOL.md's shape."""
+"""The app factory's error middleware: every failure in docs/protocol.md's shape."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Rooms and history table of PROTOCOL.md, row by row, with its errors and its cache."""
+"""The Rooms and history section of docs/protocol.md, with its errors and its cache."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Teams table of PROTOCOL.md, row by row, with its errors."""
+"""The Teams section of docs/protocol.md, row by row, with its errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PROTOCOL.md's WebSocket section, frame by frame and close code by close code."""
+"""docs/protocol.md's WebSocket section, frame by frame and close code by close code."""
 
 from __future__ import annotations
 
