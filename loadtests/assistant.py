@@ -1,4 +1,4 @@
-"""The assistant scenario (issue 6): time to first delta and delta delivery under load.
+"""The assistant scenario: time to first delta and delta delivery under load.
 
 R rooms x M members (`--assistant`: 50 x 5), rooms with `assistant: "mention"`; Roomcast
 talks to the fake Gemini (`python -m tests.fakes.gemini --stamp`, a subprocess on the

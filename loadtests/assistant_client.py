@@ -1,4 +1,4 @@
-"""The assistant scenario's client side (issue 6), run inside a load-client process.
+"""The assistant scenario's client side, run inside a load-client process.
 
 `Assist(port, rooms, timeout)`: connect and join every member of every room, then one
 member per room (the room plan's publisher) sends a prompt with `"ai": true`, all rooms

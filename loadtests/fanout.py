@@ -1,4 +1,4 @@
-"""The fan-out benchmark (issue 5): Roomcast against a raw aiohttp broadcast baseline.
+"""The fan-out benchmark: Roomcast against a raw aiohttp broadcast baseline.
 
     python -m loadtests.fanout                 # 10 rooms x 50 subscribers, 5000 idle
     python -m loadtests.fanout --quick         # a < 60 s smoke run
@@ -110,12 +110,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=int,
         default=1,
         help="N >= 2: after the single-instance run, the same fan-out over N Roomcast "
-        "instances sharing PostgreSQL and a throwaway Redis (issue 7)",
+        "instances sharing PostgreSQL and a throwaway Redis",
     )
     add(
         "--assistant",
         action="store_true",
-        help="run the assistant scenario instead (issue 6): TTFD and delta delivery",
+        help="run the assistant scenario instead: TTFD and delta delivery",
     )
     add("--assistant-rooms", type=int, default=50, help="assistant rooms (default 50)")
     add("--assistant-members", type=int, default=5, help="members per room (default 5)")
@@ -441,7 +441,7 @@ def _setup_figures(args: argparse.Namespace, seconds: float) -> dict[str, Any]:
 
 
 def run_assistant_scenario(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
-    """Issue 6: `--assistant-rooms` x `--assistant-members`, one prompt per room at once."""
+    """`--assistant-rooms` x `--assistant-members`, one prompt per room at once."""
     tmp = Path(tempfile.mkdtemp(prefix="roomcast-bench-"))
     stack.callback(shutil.rmtree, tmp, True)
     _say("== Setup ==")

@@ -27,7 +27,7 @@ from tests.services import PostgresServer, RedisServer
 
 TEST_DB = "roomcast_test"
 
-# Cheap argon2 for tests; production parameters are measured in the closing note instead.
+# Cheap argon2 for tests; production uses the defaults in server/config.py (ARGON2_*).
 FAST_ARGON2 = Argon2Params(time_cost=1, memory_cost=1024, parallelism=1)
 
 

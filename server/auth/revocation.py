@@ -3,11 +3,11 @@
 Logout-all, password change and password reset call `Revocations.user_revoked(user_id)`;
 the websocket layer registers a callback that closes that user's live sessions with 4401.
 
-Across instances: this object only notifies callbacks registered in this process. The
-multi-instance work routes it over the bus: publish `{"type": "user_revoked", "user_id"}`
-on the `control` topic from `user_revoked`, and have every instance's control reader call
-`notify_local(user_id)`. Until then, a single instance is fully covered, and on several
-instances the revoked tokens fail anyway at their next check (token version, denylist).
+Across instances: once `route_through` is given a publisher (server/control.py does it
+at start-up), `user_revoked` publishes `{"type": "user_revoked", "user_id"}` on the
+`control` topic, and every instance's control reader calls `notify_local(user_id)`, this
+one's included. When publishing fails, only this process's callbacks run; elsewhere the
+revoked tokens still fail at their next check (token version, denylist).
 """
 
 from __future__ import annotations
