@@ -38,6 +38,8 @@ Verifier = Callable[[str], Awaitable[tuple[UserRef, float]]]
 class SessionLimits:
     join_timeout: float = 10.0
     expiry_grace: float = 60.0
+    # Seconds of quiet before the server pings; every `ready` tells the client.
+    heartbeat: float = 25.0
 
 
 class SessionActor(Actor[Request]):
@@ -204,4 +206,17 @@ class SessionActor(Actor[Request]):
         if user.id != self.user.id:
             raise Invalid("token: belongs to another user")
         self.token_expires_at = expires_at
-        self._reply(re, {"type": "ready", "user": user.to_json(), "session": self.session_id})
+        self.ready(re, user)
+
+    def ready(self, re: Any, user: UserRef | None = None) -> None:
+        """Queue `ready`: one shape after the first auth and after every re-auth."""
+        heartbeat = self._limits.heartbeat
+        self._reply(
+            re,
+            {
+                "type": "ready",
+                "user": (user or self.user).to_json(),
+                "session": self.session_id,
+                "heartbeat": int(heartbeat) if heartbeat.is_integer() else heartbeat,
+            },
+        )

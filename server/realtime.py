@@ -167,7 +167,9 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         bus=app[BUS],
         verify=verify,
         config=HubConfig(
-            session_limits=SessionLimits(expiry_grace=settings.ws_token_grace),
+            session_limits=SessionLimits(
+                expiry_grace=settings.ws_token_grace, heartbeat=settings.ws_heartbeat
+            ),
             tick_interval=settings.tick_interval,
             interrupt_after=settings.ai_interrupt_after,
         ),

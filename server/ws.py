@@ -22,7 +22,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from actors.errors import ActorError, MailboxFull
-from actors.events import error_frame, frame
+from actors.events import error_frame
 from actors.hub import Hub
 from actors.ports import UserRef
 from actors.requests import Auth, parse_request, request_id
@@ -294,18 +294,6 @@ async def _first_frame_auth(
     return user, expires, request.id
 
 
-def _ready(user: UserRef, session: SessionActor, re: Any, heartbeat: float) -> bytes:
-    payload: dict[str, Any] = {
-        "type": "ready",
-        "user": user.to_json(),
-        "session": session.session_id,
-        "heartbeat": int(heartbeat) if heartbeat.is_integer() else heartbeat,
-    }
-    if re is not None:
-        payload["re"] = re
-    return frame(payload)
-
-
 async def websocket(request: web.Request) -> web.StreamResponse:
     """`GET /ws`: check origin and header token, upgrade, authenticate, then serve."""
     app = request.app
@@ -333,7 +321,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         hard_limit=settings.ws_outbound_hard_limit,
     )
     session = hub.open_session(user, expires, connection.close_soon, outbound)
-    session.outbound.put(_ready(user, session, re, heartbeat.interval), "ready")
+    session.ready(re)
     await connection.serve(session)
     return ws
 

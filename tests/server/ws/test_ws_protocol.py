@@ -32,6 +32,31 @@ async def test_first_frame_auth_answers_ready_with_the_request_id(client, databa
     await ws.close()
 
 
+async def test_every_ready_has_the_same_shape_after_auth_and_after_re_auth(make_client, database):
+    client = await make_client(ws_heartbeat=7.5)
+    account = (await shared_room(client, database, 1)).accounts[0]
+    ws = await client.ws_connect("/ws")
+    await ws.send_json({"type": "auth", "token": account.access_token, "id": 1})
+    first = await receive(ws, "ready")
+    await ws.send_json({"type": "auth", "token": account.access_token, "id": 2})
+    again = await receive(ws, "ready")
+    assert first.keys() == again.keys() == {"type", "user", "session", "heartbeat", "re"}
+    assert {**first, "re": 2} == again
+    assert again["heartbeat"] == 7.5
+    await ws.close()
+
+
+async def test_a_re_auth_without_an_id_answers_the_same_ready_as_header_auth(client, database):
+    account = (await shared_room(client, database, 1)).accounts[0]
+    ws = await client.ws_connect("/ws", headers=account.headers)
+    first = await receive(ws, "ready")
+    await ws.send_json({"type": "auth", "token": account.access_token})
+    again = await receive(ws, "ready")
+    assert first.keys() == again.keys() == {"type", "user", "session", "heartbeat"}
+    assert first == again
+    await ws.close()
+
+
 async def test_bad_header_token_refuses_the_upgrade_with_401(client):
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await client.ws_connect("/ws", headers={"Authorization": "Bearer garbage"})
