@@ -40,7 +40,7 @@ from server.ws_wire import (
 
 logger = logging.getLogger(__name__)
 
-MAX_FRAME = 64 * 1024
+MAX_FRAME = 64 * 1024  # bytes of one text frame (a whole message), this many included
 AUTH_DEADLINE = 10.0
 CLOSE_TIMEOUT = 2.0
 BACKPRESSURE_POLL = 0.01  # how often a backed-up writer looks whether the socket drained
@@ -306,7 +306,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     # No permessage-deflate: compressing each frame once per recipient would undo the
     # encode-once fan-out, and chat frames are small. No aiohttp heartbeat or autoping:
     # `Heartbeat` pings for every connection and the read loop answers pings.
-    ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, autoping=False, compress=False)
+    # aiohttp refuses a message of `max_msg_size` bytes already (1009), hence the + 1.
+    ws = web.WebSocketResponse(max_msg_size=MAX_FRAME + 1, autoping=False, compress=False)
     await ws.prepare(request)
     authed = (*header_auth, None) if header_auth else await _first_frame_auth(app, ws)
     if authed is None:

@@ -245,10 +245,35 @@ async def test_binary_frame_closes_with_1003(client, database):
     assert await closed_with(ws) == 1003
 
 
-async def test_frame_over_64_kib_closes_with_1009(client, database):
+def ping_of(size: int) -> str:
+    """A ping frame of exactly `size` bytes of UTF-8 (its padding is two-byte characters)."""
+    head, tail = '{"type": "ping", "id": "big", "pad": "', '"}'
+    pad = size - len(head) - len(tail)
+    text = head + "é" * (pad // 2) + "x" * (pad % 2) + tail
+    assert len(text.encode()) == size
+    return text
+
+
+async def test_a_frame_of_exactly_64_kib_is_accepted(client, database):
     ws = await connect(client, (await shared_room(client, database, 1)).accounts[0])
-    await ws.send_str('{"type": "ping", "pad": "' + "x" * (64 * 1024) + '"}')
+    await ws.send_str(ping_of(64 * 1024))
+    assert await receive(ws) == {"type": "pong", "re": "big"}
+    await ws.close()
+
+
+async def test_a_frame_one_byte_over_64_kib_closes_with_1009(client, database):
+    ws = await connect(client, (await shared_room(client, database, 1)).accounts[0])
+    await ws.send_str(ping_of(64 * 1024 + 1))
     assert await closed_with(ws) == 1009
+
+
+async def test_a_first_auth_frame_of_exactly_64_kib_is_accepted(client, database):
+    account = (await shared_room(client, database, 1)).accounts[0]
+    ws = await client.ws_connect("/ws")
+    head = '{"type": "auth", "id": 1, "token": "' + account.access_token + '", "pad": "'
+    await ws.send_str(head + "x" * (64 * 1024 - len(head) - 2) + '"}')
+    assert (await receive(ws, "ready"))["user"]["id"] == account.id
+    await ws.close()
 
 
 async def test_too_many_frames_per_second_close_with_4429(make_client, database):
