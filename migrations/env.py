@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -27,9 +28,10 @@ def _configure(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    url = config.get_main_option("sqlalchemy.url")
+    # `python run.py migrate` sets the URL; the alembic command line takes DATABASE_URL.
+    url = config.get_main_option("sqlalchemy.url") or os.environ.get("DATABASE_URL")
     if not url:
-        raise RuntimeError("sqlalchemy.url is not set")
+        raise SystemExit("set DATABASE_URL to the database to migrate")
     engine = make_engine(url, pool_size=1)
     try:
         async with engine.connect() as connection:
@@ -41,7 +43,7 @@ async def _run_online() -> None:
 
 def _run_offline() -> None:
     context.configure(
-        url=config.get_main_option("sqlalchemy.url"),
+        url=config.get_main_option("sqlalchemy.url") or os.environ.get("DATABASE_URL"),
         target_metadata=target_metadata,
         literal_binds=True,
     )
