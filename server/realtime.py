@@ -16,7 +16,9 @@ from actors.room_messages import AssistantDeps, FaultHook
 from actors.session import SessionLimits
 from server import control, ws
 from server.auth.guard import require_admin
+from server.http import shapes
 from server.http.json import json_response
+from server.http.operation import answers
 from server.llm.factory import LLMTuning, build_llm
 from server.llm.resilience import ResilientLLM
 from server.probe import Probe
@@ -201,6 +203,7 @@ def _revoked(hub: Hub, user_id: str) -> None:
     logger.info("tokens of user=%s revoked: closing %d websockets", user_id, closed)
 
 
+@answers(200, shapes.ActorTree, errors=(403,))
 @require_admin
 async def actor_tree(request: web.Request) -> web.Response:
     """The live actor tree: name, kind, state, mailbox depth, restarts, age, children."""

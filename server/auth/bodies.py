@@ -4,17 +4,49 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, EmailStr, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, EmailStr, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from server.auth.policy import MAX_PASSWORD, check_name, check_new_password, check_phone
+from server.auth.policy import (
+    MAX_NAME,
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    NAME_PATTERN,
+    NO_CONTROL_PATTERN,
+    PHONE_PATTERN,
+    check_name,
+    check_new_password,
+    check_phone,
+)
 from server.http.json import Body
 
 Email = Annotated[EmailStr, AfterValidator(str.lower)]
-NewPassword = Annotated[str, AfterValidator(check_new_password)]
+# The checks give the reasons; `json_schema_extra` shows the document the same rules (the
+# pattern is not enforced a second time by pydantic, whose message would be less clear).
+NewPassword = Annotated[
+    str,
+    Field(
+        json_schema_extra={
+            "minLength": MIN_PASSWORD,
+            "maxLength": MAX_PASSWORD,
+            "pattern": NO_CONTROL_PATTERN,
+            "description": "At least two of: lower case, upper case, digits, symbols; "
+            "not a common password.",
+        }
+    ),
+    AfterValidator(check_new_password),
+]
 Password = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD)]
-Name = Annotated[str, AfterValidator(check_name)]
-Phone = Annotated[str, Field(max_length=32), AfterValidator(check_phone)]
+Name = Annotated[
+    str,
+    Field(json_schema_extra={"minLength": 1, "maxLength": MAX_NAME, "pattern": NAME_PATTERN}),
+    AfterValidator(check_name),
+]
+Phone = Annotated[
+    str,
+    Field(max_length=32, json_schema_extra={"pattern": PHONE_PATTERN}),
+    AfterValidator(check_phone),
+]
 OtpCode = Annotated[str, Field(pattern=r"^[0-9]{6}$")]
 # A TOTP code (6 digits) or a backup code (`xxxx-xxxx-xxxx-xxxx`); spaces tolerated.
 SecondFactor = Annotated[str, Field(min_length=1, max_length=64)]
@@ -50,6 +82,16 @@ class UpdateMe(Body):
 
 
 class _EmailOrPhone(Body):
+    # Exactly one of the two, not null: what `_exactly_one` checks, as JSON Schema says it.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("email", "phone")
+            ]
+        }
+    )
+
     email: Email | None = None
     phone: Phone | None = None
 

@@ -20,6 +20,21 @@ MAX_NAME = 100
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
+# The rules below as JSON Schema patterns for the OpenAPI document. ECMA-262 and Python
+# read these escapes alike, and the checks use the same patterns, so the document is exact.
+# Control (Cc) and bidi characters:
+_CONTROL = r"\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+# What str.strip() removes (str.isspace()):
+_SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Trimmed, not empty, and then no control characters.
+NAME_PATTERN = (
+    rf"^[{_SPACE}]*[^{_CONTROL}{_SPACE}](?:[^{_CONTROL}]*[^{_CONTROL}{_SPACE}])?[{_SPACE}]*$"
+)
+NO_CONTROL_PATTERN = rf"^[^{_CONTROL}]*$"
+# Separators a phone number may be written with; they are dropped before the E.164 check.
+_SEPARATORS = r"[ ()\-]*"
+PHONE_PATTERN = rf"^{_SEPARATORS}\+{_SEPARATORS}[1-9](?:{_SEPARATORS}[0-9]){{6,14}}{_SEPARATORS}$"
+
 
 def _refused(reason: str) -> PydanticCustomError:
     return PydanticCustomError("policy", reason)
@@ -61,20 +76,22 @@ def check_new_password(password: str) -> str:
 
 
 def check_name(name: str) -> str:
-    """A display name: trimmed, 1 to 100 characters, no control or bidi-override characters."""
+    """A display name (NAME_PATTERN): at most 100 characters, trimmed, not empty, no control
+    or bidi-override characters; returned trimmed."""
+    if len(name) > MAX_NAME:
+        raise _refused(f"at most {MAX_NAME} characters")
     name = name.strip()
     if not name:
         raise _refused("must not be empty")
-    if len(name) > MAX_NAME:
-        raise _refused(f"at most {MAX_NAME} characters")
     if _has_control(name):
         raise _refused("must not contain control characters")
     return name
 
 
 def check_phone(phone: str) -> str:
-    """An E.164 phone number (`+` and 7 to 15 digits); spaces and dashes are dropped."""
-    phone = re.sub(r"[\s\-()]", "", phone)
-    if not _PHONE.match(phone):
+    """An E.164 phone number (`+` and 7 to 15 digits, PHONE_PATTERN); spaces, dashes and
+    parentheses are dropped."""
+    phone = re.sub(r"[ ()\-]", "", phone)
+    if not _PHONE.fullmatch(phone):
         raise _refused("an international number such as +4915112345678")
     return phone

@@ -15,7 +15,9 @@ from server.auth import bodies
 from server.auth.guard import ACCESS_CLAIMS, CURRENT_USER, Handler, require_user
 from server.auth.revocation import Revocations
 from server.auth.services import auth_services
+from server.http import shapes
 from server.http.json import T, json_response, parse_body
+from server.http.operation import answers
 from server.state import (
     ACCOUNTS,
     RATE_LIMITER,
@@ -63,30 +65,38 @@ def accepted() -> web.Response:
     return web.Response(status=202)
 
 
+@answers(201, shapes.User, errors=(409, 429), public=True)
 @rate_limited("register")
 async def register(request: web.Request) -> web.Response:
+    """Create an account (email, password, display name); it owns a personal team."""
     body = await parse_body(request, bodies.Register)
     user = await request.app[ACCOUNTS].register(body.email, body.password, body.name)
     return json_response(user.to_json(), status=201)
 
 
+@answers(200, shapes.Tokens, errors=(401, 423, 429), public=True)
 @rate_limited("login")
 async def login(request: web.Request) -> web.Response:
+    """Sign in with email and password (and a TOTP or backup code once 2FA is on)."""
     body = await parse_body(request, bodies.Login)
     tokens = await request.app[ACCOUNTS].login(body.email, body.password, body.totp)
     return json_response(tokens.to_json())
 
 
+@answers(200, shapes.Tokens, errors=(401, 429), public=True)
 @rate_limited("refresh")
 async def refresh(request: web.Request) -> web.Response:
+    """Trade a refresh token for a new token pair; the old refresh token is spent."""
     body = await parse_body(request, bodies.Refresh)
     tokens = await request.app[TOKENS].rotate(body.refresh_token)
     return json_response(tokens.to_json())
 
 
+@answers(204, errors=(429,))
 @rate_limited("logout")
 @require_user
 async def logout(request: web.Request) -> web.Response:
+    """Revoke this access token and, when given, the refresh token."""
     body = await parse_optional_body(request, bodies.Logout)
     await request.app[ACCOUNTS].logout(
         request[CURRENT_USER], request[ACCESS_CLAIMS], body.refresh_token
@@ -94,23 +104,29 @@ async def logout(request: web.Request) -> web.Response:
     return no_content()
 
 
+@answers(204, errors=(429,))
 @rate_limited("logout-all")
 @require_user
 async def logout_all(request: web.Request) -> web.Response:
+    """Revoke every token of the caller, on every device."""
     await parse_optional_body(request, bodies.Empty)
     await request.app[ACCOUNTS].logout_all(request[CURRENT_USER])
     return no_content()
 
 
+@answers(202, errors=(429,), public=True)
 @rate_limited("otp-request")
 async def otp_request(request: web.Request) -> web.Response:
+    """Send a one-time login code to an email address or a phone number."""
     body = await parse_body(request, bodies.OtpRequest)
     await request.app[RECOVERY].request_login_code(email=body.email, phone=body.phone)
     return accepted()
 
 
+@answers(200, shapes.Tokens, errors=(401, 429), public=True)
 @rate_limited("otp-verify")
 async def otp_verify(request: web.Request) -> web.Response:
+    """Sign in with a one-time login code."""
     body = await parse_body(request, bodies.OtpVerify)
     tokens = await request.app[RECOVERY].login_with_code(
         email=body.email, phone=body.phone, code=body.code, totp=body.totp
@@ -118,23 +134,29 @@ async def otp_verify(request: web.Request) -> web.Response:
     return json_response(tokens.to_json())
 
 
+@answers(202, errors=(429,), public=True)
 @rate_limited("password-forgot")
 async def password_forgot(request: web.Request) -> web.Response:
+    """Mail a password reset code (answered alike whether the account exists)."""
     body = await parse_body(request, bodies.ForgotPassword)
     await request.app[RECOVERY].request_reset_code(body.email)
     return accepted()
 
 
+@answers(204, errors=(401, 429), public=True)
 @rate_limited("password-reset")
 async def password_reset(request: web.Request) -> web.Response:
+    """Set a new password with a reset code; every session is signed out."""
     body = await parse_body(request, bodies.ResetPassword)
     await request.app[RECOVERY].reset_password(body.email, body.code, body.new_password)
     return no_content()
 
 
+@answers(204, errors=(423, 429))
 @rate_limited("password-change")
 @require_user
 async def password_change(request: web.Request) -> web.Response:
+    """Change the password, knowing the current one."""
     body = await parse_body(request, bodies.ChangePassword)
     await request.app[ACCOUNTS].change_password(
         request[CURRENT_USER], request[ACCESS_CLAIMS], body.current_password, body.new_password
@@ -142,37 +164,47 @@ async def password_change(request: web.Request) -> web.Response:
     return no_content()
 
 
+@answers(200, shapes.TotpSetup, errors=(409, 429))
 @rate_limited("2fa-setup")
 @require_user
 async def totp_setup(request: web.Request) -> web.Response:
+    """Start two-factor setup: a new TOTP secret, as a URI and a QR code."""
     await parse_optional_body(request, bodies.Empty)
     setup = await request.app[TWO_FACTOR].setup(request[CURRENT_USER])
     return json_response(setup.to_json())
 
 
+@answers(200, shapes.BackupCodes, errors=(409, 429))
 @rate_limited("2fa-enable")
 @require_user
 async def totp_enable(request: web.Request) -> web.Response:
+    """Turn two-factor on with a code of the new secret; answers the backup codes."""
     body = await parse_body(request, bodies.TotpCode)
     codes = await request.app[TWO_FACTOR].enable(request[CURRENT_USER], body.code)
     return json_response({"backup_codes": codes})
 
 
+@answers(204, errors=(409, 429))
 @rate_limited("2fa-disable")
 @require_user
 async def totp_disable(request: web.Request) -> web.Response:
+    """Turn two-factor off with a TOTP or backup code."""
     body = await parse_body(request, bodies.TotpCode)
     await request.app[TWO_FACTOR].disable(request[CURRENT_USER], body.code)
     return no_content()
 
 
+@answers(200, shapes.User)
 @require_user
 async def get_me(request: web.Request) -> web.Response:
+    """The caller's account."""
     return json_response(request[CURRENT_USER].to_json())
 
 
+@answers(200, shapes.User)
 @require_user
 async def patch_me(request: web.Request) -> web.Response:
+    """Change the caller's display name."""
     body = await parse_body(request, bodies.UpdateMe)
     user = request[CURRENT_USER]
     if body.name is not None:

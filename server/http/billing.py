@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict
 
 from errors import Conflict, TooLarge, Unavailable
 from server import authz
@@ -23,7 +24,9 @@ from server.billing.services import billing_services
 from server.billing.stripe_billing import NOT_CONFIGURED
 from server.billing.webhooks import verify_event
 from server.config import PlanLimits
+from server.http import shapes
 from server.http.json import Body, json_response, parse_body
+from server.http.operation import Param, answers
 from server.state import BILLING, DATABASE, QUOTAS, SETTINGS, WEBHOOKS
 from storage import subscriptions
 from storage.subscriptions import SubscriptionRecord
@@ -39,6 +42,20 @@ class Checkout(Body):
 
 class NoFields(Body):
     """A body that may be left out, or be `{}`."""
+
+
+class StripeEvent(BaseModel):
+    """A Stripe event, as Stripe signs and sends it (only its signature is checked here)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    type: str
+
+
+STRIPE_SIGNATURE = Param(
+    "Stripe-Signature", {"type": "string"}, "Stripe's signature of the body.", "header", True
+)
 
 
 def _billing(request: web.Request) -> Billing:
@@ -67,12 +84,14 @@ def _subscription_json(
     }
 
 
+@answers(200, shapes.Plans, public=True)
 async def list_plans(request: web.Request) -> web.Response:
     """The plans on offer; public."""
     plans = catalog(request.app[SETTINGS].plans)
     return json_response([plan.to_json() for plan in plans])
 
 
+@answers(200, shapes.Subscription)
 async def get_subscription(request: web.Request) -> web.Response:
     """The team's plan and subscription, as any member may see it."""
     membership = await authz.team_access(request, request.match_info["team_id"], at_least="member")
@@ -82,6 +101,7 @@ async def get_subscription(request: web.Request) -> web.Response:
     return json_response(_subscription_json(row, datetime.now(UTC), limits))
 
 
+@answers(200, shapes.RedirectUrl, errors=(403, 409, 503))
 async def checkout(request: web.Request) -> web.Response:
     """A Stripe Checkout Session for the pro plan (owners and admins; 409 if already pro)."""
     membership = await authz.team_access(request, request.match_info["team_id"], at_least="admin")
@@ -98,6 +118,7 @@ async def checkout(request: web.Request) -> web.Response:
     return json_response({"url": url})
 
 
+@answers(200, shapes.RedirectUrl, errors=(403, 409, 503), body_required=False)
 async def portal(request: web.Request) -> web.Response:
     """A Stripe Billing Portal session (owners and admins of a team that has paid before)."""
     membership = await authz.team_access(request, request.match_info["team_id"], at_least="admin")
@@ -124,6 +145,14 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
     return bytes(body)
 
 
+@answers(
+    200,
+    shapes.WebhookReceipt,
+    errors=(503,),
+    params=(STRIPE_SIGNATURE,),
+    public=True,
+    body=StripeEvent,
+)
 async def stripe_webhook(request: web.Request) -> web.Response:
     """Stripe's events: signature first, then applied once (a repeat answers 200 too)."""
     settings = request.app[SETTINGS]
@@ -137,6 +166,7 @@ async def stripe_webhook(request: web.Request) -> web.Response:
     return json_response({"received": True, "outcome": outcome})
 
 
+@answers(200, shapes.Usage)
 @require_user
 async def usage(request: web.Request) -> web.Response:
     """The caller's AI prompts today against the allowance of their best team's plan."""

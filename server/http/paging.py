@@ -12,9 +12,34 @@ from typing import Any
 from aiohttp import web
 
 from errors import Invalid
+from server.http.operation import Param
 from storage.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 
-_DIGITS = re.compile(r"^[0-9]{1,18}$")  # fits a BIGINT; no sign, no spaces, no exponents
+# The whole value (fullmatch: no trailing newline) fits a BIGINT; no sign, spaces, exponents.
+_DIGITS = re.compile(r"[0-9]{1,18}")
+_MAX_INT = 10**18 - 1
+
+# The parameters as the OpenAPI document shows them, with the bounds enforced below.
+LIMIT = Param(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    "How many items at most.",
+)
+CURSOR = Param(
+    "cursor",
+    {"type": "string"},
+    "Opaque: the `next_cursor` of the previous page, as it was given.",
+)
+BEFORE_SEQ = Param(
+    "before_seq",
+    {"type": "integer", "minimum": 0, "maximum": _MAX_INT},
+    "Messages just below this `seq` (paging back).",
+)
+AFTER_SEQ = Param(
+    "after_seq",
+    {"type": "integer", "minimum": 0, "maximum": _MAX_INT},
+    "Messages just above this `seq` (paging forward).",
+)
 
 
 def _invalid(name: str, reason: str) -> Invalid:
@@ -26,7 +51,7 @@ def int_param(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name)
     if raw is None:
         return None
-    if not _DIGITS.match(raw):
+    if not _DIGITS.fullmatch(raw):
         raise _invalid(name, "a non-negative integer")
     return int(raw)
 

@@ -17,8 +17,18 @@ from errors import Invalid, NotFound
 from server import authz, control
 from server.auth.bodies import Name
 from server.auth.guard import CURRENT_USER
+from server.http import shapes
 from server.http.json import Body, json_response, parse_body
-from server.http.paging import cursor_param, int_param, limit_param
+from server.http.operation import answers
+from server.http.paging import (
+    AFTER_SEQ,
+    BEFORE_SEQ,
+    CURSOR,
+    LIMIT,
+    cursor_param,
+    int_param,
+    limit_param,
+)
 from server.state import CACHE, DATABASE
 from storage import history as history_pages
 from storage import rooms
@@ -35,7 +45,13 @@ def _check_prompt(text: str) -> str:
     return text
 
 
-SystemPrompt = Annotated[str, Field(max_length=MAX_SYSTEM_PROMPT), AfterValidator(_check_prompt)]
+# What _check_prompt refuses (Cc but tab, newline, return), for the OpenAPI document.
+_PROMPT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+SystemPrompt = Annotated[
+    str,
+    Field(max_length=MAX_SYSTEM_PROMPT, json_schema_extra={"pattern": _PROMPT_PATTERN}),
+    AfterValidator(_check_prompt),
+]
 
 
 class NewRoom(Body):
@@ -65,6 +81,7 @@ def _list_order(room: dict[str, Any]) -> tuple[str, str]:
     return (room["created_at"], room["id"])
 
 
+@answers(200, shapes.RoomPage, params=(LIMIT, CURSOR))
 async def list_rooms(request: web.Request) -> web.Response:
     """The team's rooms, oldest first, from the cache."""
     team_id = request.match_info["team_id"]
@@ -74,6 +91,7 @@ async def list_rooms(request: web.Request) -> web.Response:
     return json_response({"items": page.items, "next_cursor": page.next_cursor})
 
 
+@answers(201, shapes.Room)
 async def create_room(request: web.Request) -> web.Response:
     """Any member creates rooms; `assistant` defaults to `auto` in a personal team."""
     membership = await authz.team_access(request, request.match_info["team_id"], at_least="member")
@@ -92,11 +110,14 @@ async def create_room(request: web.Request) -> web.Response:
     return json_response(room.to_json(), status=201)
 
 
+@answers(200, shapes.Room)
 async def get_room(request: web.Request) -> web.Response:
+    """A room of a team the caller belongs to."""
     access = await authz.room_access(request, request.match_info["room_id"], at_least="member")
     return json_response(access.room.to_json())
 
 
+@answers(200, shapes.Room, errors=(403,))
 async def change_room(request: web.Request) -> web.Response:
     """Rename or change settings (team owners and admins)."""
     access = await authz.room_access(request, request.match_info["room_id"], at_least="admin")
@@ -117,6 +138,7 @@ async def change_room(request: web.Request) -> web.Response:
     return json_response(room.to_json())
 
 
+@answers(204, errors=(403,))
 async def delete_room(request: web.Request) -> web.Response:
     """Delete a room and its messages (team owners and admins)."""
     access = await authz.room_access(request, request.match_info["room_id"], at_least="admin")
@@ -127,6 +149,7 @@ async def delete_room(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@answers(200, shapes.MessagePage, params=(LIMIT, CURSOR, BEFORE_SEQ, AFTER_SEQ))
 async def history(request: web.Request) -> web.Response:
     """Messages in ascending `seq`: just below `before_seq`, just above `after_seq`, or newest.
 

@@ -13,8 +13,10 @@ from aiohttp import web
 from server import authz, control
 from server.auth.bodies import Email, Name
 from server.auth.guard import CURRENT_USER, require_user
+from server.http import shapes
 from server.http.json import Body, json_response, parse_body
-from server.http.paging import cursor_param, limit_param, page_json
+from server.http.operation import answers
+from server.http.paging import CURSOR, LIMIT, cursor_param, limit_param, page_json
 from server.state import CACHE, DATABASE, OUTBOX, SETTINGS
 from storage import invitations, rooms, teams
 from storage.invitations import IssuedInvitation
@@ -43,6 +45,7 @@ class NewInvitation(Body):
     role: Role = "member"
 
 
+@answers(200, shapes.TeamPage, params=(LIMIT, CURSOR))
 @require_user
 async def list_teams(request: web.Request) -> web.Response:
     """The caller's teams, each with the caller's role, in the order they joined."""
@@ -54,19 +57,24 @@ async def list_teams(request: web.Request) -> web.Response:
     return json_response(page_json(page))
 
 
+@answers(201, shapes.Team)
 @require_user
 async def create_team(request: web.Request) -> web.Response:
+    """Create a team; the caller is its owner."""
     body = await parse_body(request, NewTeam)
     async with request.app[DATABASE].sessions.begin() as session:
         membership = await teams.create(session, name=body.name, owner_id=request[CURRENT_USER].id)
     return json_response(membership.to_json(), status=201)
 
 
+@answers(200, shapes.Team)
 async def get_team(request: web.Request) -> web.Response:
+    """A team the caller belongs to, with the caller's role."""
     membership = await authz.team_access(request, request.match_info["team_id"], at_least="member")
     return json_response(membership.to_json())
 
 
+@answers(200, shapes.Team, errors=(403,))
 async def change_team(request: web.Request) -> web.Response:
     """Rename (owners and admins)."""
     membership = await authz.team_access(request, request.match_info["team_id"], at_least="admin")
@@ -79,6 +87,7 @@ async def change_team(request: web.Request) -> web.Response:
     return json_response(membership.to_json())
 
 
+@answers(204, errors=(403, 409))
 async def delete_team(request: web.Request) -> web.Response:
     """Delete a team with its rooms and messages (owners only; not a personal team: 409)."""
     membership = await authz.team_access(request, request.match_info["team_id"], at_least="owner")
@@ -91,7 +100,9 @@ async def delete_team(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@answers(200, shapes.MemberPage, params=(LIMIT, CURSOR))
 async def list_members(request: web.Request) -> web.Response:
+    """The team's members and their roles, in the order they joined."""
     membership = await authz.team_access(request, request.match_info["team_id"], at_least="member")
     limit, cursor = limit_param(request), cursor_param(request)
     async with request.app[DATABASE].sessions() as session:
@@ -99,6 +110,7 @@ async def list_members(request: web.Request) -> web.Response:
     return json_response(page_json(page))
 
 
+@answers(200, shapes.Member, errors=(403, 409))
 async def change_member(request: web.Request) -> web.Response:
     """Change a member's role, within the rules of `authz.check_role_change`."""
     actor = await authz.team_access(request, request.match_info["team_id"], at_least="admin")
@@ -111,6 +123,7 @@ async def change_member(request: web.Request) -> web.Response:
     return json_response(member.to_json())
 
 
+@answers(204, errors=(403, 409))
 async def remove_member(request: web.Request) -> web.Response:
     """Remove a member, or leave (a member removing themselves)."""
     actor = await authz.team_access(request, request.match_info["team_id"], at_least="member")
@@ -122,6 +135,7 @@ async def remove_member(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@answers(201, shapes.Invitation, errors=(403, 409))
 async def invite(request: web.Request) -> web.Response:
     """Invite an email address (owners and admins); the token goes to the inviter and by mail."""
     actor = await authz.team_access(request, request.match_info["team_id"], at_least="admin")
@@ -154,6 +168,7 @@ async def _mail_invitation(
     logger.info("invitation %s to team %s mailed", issued.id, actor.team.id)
 
 
+@answers(200, shapes.Team, errors=(409,))
 @require_user
 async def accept_invitation(request: web.Request) -> web.Response:
     """Join the team; the token must be live and addressed to the caller's email.
