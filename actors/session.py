@@ -27,6 +27,7 @@ from actors.room_messages import Typing as RoomTyping
 from errors import Forbidden, Invalid, NotFound, RateLimited, RoomcastError, Unauthorized
 from storage.messages import Appended, Author, NewMessage
 from storage.rooms import RoomAccess
+from storage.types import is_id
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +135,8 @@ class SessionActor(Actor[Request]):
     def _joined(self, room_id: str) -> RoomActor:
         room = self.joined.get(room_id)
         if room is None:
+            if not is_id(room_id):
+                raise NotFound("no such room")  # no room has that id, joined or not
             raise Forbidden("join the room first")
         if not room.is_alive:  # deleted, or passivated after a crash loop
             del self.joined[room_id]
@@ -147,6 +150,8 @@ class SessionActor(Actor[Request]):
             pass  # the room is gone or overloaded; passivation cleans up
 
     async def _join(self, request: Join) -> None:
+        if not is_id(request.room):
+            raise NotFound("no such room")  # without asking the database about it
         access = await self._directory.access(self.user.id, request.room)
         if access is None:
             raise NotFound("no such room")

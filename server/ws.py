@@ -25,7 +25,7 @@ from actors.errors import ActorError, MailboxFull
 from actors.events import error_frame
 from actors.hub import Hub
 from actors.ports import UserRef
-from actors.requests import Auth, parse_request, request_id
+from actors.requests import Auth, decode_frame, parse_request, request_id
 from actors.session import SessionActor
 from errors import Forbidden, Invalid, Unauthorized
 from server.auth.guard import bearer_token
@@ -247,8 +247,8 @@ class Connection:
         """Decode one frame and give it to the session; False when the connection must end
         (`close_soon` has then been called)."""
         try:
-            data = orjson.loads(text)
-        except orjson.JSONDecodeError:
+            data = decode_frame(text)
+        except ValueError:
             self.close_soon(4400, "frame is not JSON")
             return False
         if not isinstance(data, dict) or "type" not in data:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -39,3 +40,25 @@ def utcnow() -> datetime:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+# What `new_id` makes: a UUID in canonical lower-case text.
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+# PostgreSQL's text types refuse NUL, and neither driver can encode a lone surrogate.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def is_id(value: str) -> bool:
+    """Whether `value` has the shape of our ids; one that does not names nothing stored."""
+    return len(value) == 36 and _ID.fullmatch(value) is not None
+
+
+def unstorable(text: str) -> str | None:
+    """Why PostgreSQL or SQLite could not store `text`, or None when both can."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "must not contain NUL characters"
+    return "must be valid Unicode (an unpaired surrogate)"
