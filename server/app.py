@@ -16,7 +16,7 @@ from server.middleware import error_middleware, metrics_middleware, request_id_m
 from server.outbox import make_outbox
 from server.state import BUS, CACHE, DATABASE, JOBS, KV, METRICS, OUTBOX, REDIS, SETTINGS
 from storage import redis as redis_conn
-from storage.bus import MemoryBus, RedisStreamBus
+from storage.bus import SHARDS, MemoryBus, RedisStreamBus
 from storage.cache import Cache
 from storage.db import Database
 from storage.kv import MemoryKeyValue, RedisKeyValue
@@ -28,11 +28,21 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     """Open the database and, when configured, Redis; in-process stand-ins otherwise."""
     settings = app[SETTINGS]
     app[DATABASE] = Database(settings.database_url)
+    reader = None
     if settings.redis_url:
-        redis = redis_conn.connect(settings.redis_url, cluster=settings.redis_cluster)
+        redis = redis_conn.connect(
+            settings.redis_url,
+            cluster=settings.redis_cluster,
+            max_connections=settings.redis_max_connections,
+            pool_timeout=settings.redis_pool_timeout,
+        )
+        # The bus's shard readers block in XREAD: a pool of their own, one per shard.
+        reader = redis_conn.connect(
+            settings.redis_url, cluster=settings.redis_cluster, max_connections=SHARDS
+        )
         app[REDIS] = redis
         app[KV] = RedisKeyValue(redis)
-        app[BUS] = RedisStreamBus(redis)
+        app[BUS] = RedisStreamBus(redis, reader=reader)
     else:
         app[REDIS] = None
         app[KV] = MemoryKeyValue()
@@ -48,9 +58,9 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     await app[BUS].close()
-    client = app[REDIS]
-    if client is not None:
-        await client.aclose()
+    for client in (app[REDIS], reader):
+        if client is not None:
+            await client.aclose()
     await app[DATABASE].close()
 
 

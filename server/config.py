@@ -47,6 +47,10 @@ class Settings:
     redis_url: str | None = None
     # REDIS_URL names one node of a Redis Cluster, which the client discovers from it.
     redis_cluster: bool = False
+    # Connections to Redis per process (per node on a cluster), and how long a command
+    # waits for a free one before the request is answered 503 `unavailable`.
+    redis_max_connections: int = 64
+    redis_pool_timeout: float = 1.0
     secret_key: str = field(default="", repr=False)
     allowed_origins: tuple[str, ...] = ()
     gemini_api_key: str | None = field(default=None, repr=False)
@@ -187,6 +191,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         or f"sqlite+aiosqlite:///{var_dir / 'roomcast.db'}",
         redis_url=_optional(environ, "REDIS_URL"),
         redis_cluster=environ.get("REDIS_CLUSTER", "").strip().lower() in ("1", "true", "yes"),
+        redis_max_connections=_int(environ, "REDIS_MAX_CONNECTIONS", 64),
+        redis_pool_timeout=_float(environ, "REDIS_POOL_TIMEOUT", 1.0),
         secret_key=_secret_key(environ, env, var_dir),
         allowed_origins=origins,
         gemini_api_key=_optional(environ, "GEMINI_API_KEY"),

@@ -19,12 +19,16 @@ from errors import (
     RoomcastError,
     TooLarge,
     Unauthorized,
+    Unavailable,
 )
 from server.http.json import error_response
 from server.logs import REQUEST_ID as LOG_REQUEST_ID
 from server.state import METRICS, REQUEST_ID
 
 logger = logging.getLogger(__name__)
+
+#: Seconds a client is told to wait before retrying a 503 `unavailable`.
+UNAVAILABLE_RETRY_AFTER = 1
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -95,6 +99,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except RateLimited as exc:
         return error_response(exc, headers={"Retry-After": str(exc.retry_after)})
+    except Unavailable as exc:
+        # A dependency (Redis, the database, a provider) is down: worth a retry shortly.
+        return error_response(exc, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
     except RoomcastError as exc:
         return error_response(exc)
     except web.HTTPException as exc:

@@ -27,7 +27,7 @@ from actors.hub import Hub
 from actors.ports import UserRef
 from actors.requests import Auth, decode_frame, parse_request, request_id
 from actors.session import SessionActor
-from errors import Forbidden, Invalid, Unauthorized
+from errors import Forbidden, Invalid, Unauthorized, Unavailable
 from server.auth.guard import bearer_token
 from server.state import HUB, SETTINGS, TOKENS
 from server.ws_wire import (
@@ -290,6 +290,13 @@ async def _first_frame_auth(
         user, expires = await verify_token(app, request.token)
     except (orjson.JSONDecodeError, Invalid, Unauthorized):
         await ws.close(code=4401, message=b"not authenticated")
+        return None
+    except Unavailable:
+        # The token could not be checked (Redis is down): not the client's fault, so not
+        # 4401; it hears why, then reconnects with backoff as after any 1011.
+        reason = "authentication is unavailable; reconnect shortly"
+        await ws.send_str(error_frame("unavailable", reason, request.id).decode())
+        await ws.close(code=1011, message=b"authentication unavailable")
         return None
     return user, expires, request.id
 

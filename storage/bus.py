@@ -101,6 +101,10 @@ class MemoryBus:
         self._topics.clear()
 
 
+#: Stream shards of the Redis bus: one reader (and one connection) per shard in use.
+SHARDS = 16
+
+
 def shard_of(topic: str, shards: int) -> int:
     return zlib.crc32(topic.encode()) % shards
 
@@ -112,12 +116,16 @@ class RedisStreamBus:
         self,
         client: RedisClient,
         *,
-        shards: int = 16,
+        reader: RedisClient | None = None,
+        shards: int = SHARDS,
         maxlen: int = 10_000,
         block_ms: int = 2_000,  # below the client socket timeout (5 s)
         instance_id: str | None = None,
     ) -> None:
         self._redis = client
+        # The shard readers each hold a connection through a blocking XREAD; on a client
+        # of their own (`shards` connections) they never starve publishers and requests.
+        self._reader = reader or client
         self._shards = shards
         self._maxlen = maxlen
         self._block_ms = block_ms
@@ -196,7 +204,7 @@ class RedisStreamBus:
             streams = self._streams_of(shard, wake_cursor)
             try:
                 replies: Any = await xread_one_slot(
-                    self._redis, streams, count=500, block_ms=self._block_ms
+                    self._reader, streams, count=500, block_ms=self._block_ms
                 )
             except REDIS_DOWN as exc:
                 logger.warning("bus reader shard=%d lost redis: %s; retrying", shard, exc)

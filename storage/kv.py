@@ -10,11 +10,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
-from storage.redis import RedisClient
+from storage.redis import RedisClient, unavailable_when_down
 
 
 class KeyValue(Protocol):
-    """The operations rate limits, the token denylist and quotas need."""
+    """The operations rate limits, the token denylist and quotas need.
+
+    A store that cannot be reached raises `errors.Unavailable`.
+    """
 
     async def get(self, key: str) -> bytes | None: ...
 
@@ -93,37 +96,46 @@ class MemoryKeyValue:
 
 
 class RedisKeyValue:
-    """`KeyValue` on Redis, every key under `prefix`."""
+    """`KeyValue` on Redis, every key under `prefix`.
+
+    Raises `Unavailable` whenever Redis fails (down, timed out, pool exhausted).
+    """
 
     def __init__(self, client: RedisClient, prefix: str = "rc:kv:") -> None:
         self._redis = client
         self._prefix = prefix
 
     async def get(self, key: str) -> bytes | None:
-        value = await self._redis.get(self._prefix + key)
+        with unavailable_when_down():
+            value = await self._redis.get(self._prefix + key)
         return value if isinstance(value, bytes) else None
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        await self._redis.set(self._prefix + key, value, px=_ms(ttl))
+        with unavailable_when_down():
+            await self._redis.set(self._prefix + key, value, px=_ms(ttl))
 
     async def set_if_absent(self, key: str, value: bytes, ttl: float | None = None) -> bool:
-        return bool(await self._redis.set(self._prefix + key, value, px=_ms(ttl), nx=True))
+        with unavailable_when_down():
+            return bool(await self._redis.set(self._prefix + key, value, px=_ms(ttl), nx=True))
 
     async def delete(self, *keys: str) -> None:
         if keys:
-            await self._redis.delete(*(self._prefix + k for k in keys))
+            with unavailable_when_down():
+                await self._redis.delete(*(self._prefix + k for k in keys))
 
     async def incr(self, key: str, ttl: float | None = None) -> int:
         full = self._prefix + key
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(full)
-            if ttl is not None:
-                pipe.pexpire(full, _ms(ttl) or 1, nx=True)
-            results = await pipe.execute()
+        with unavailable_when_down():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(full)
+                if ttl is not None:
+                    pipe.pexpire(full, _ms(ttl) or 1, nx=True)
+                results = await pipe.execute()
         return int(results[0])
 
     async def ttl(self, key: str) -> float | None:
-        millis = int(await self._redis.pttl(self._prefix + key))
+        with unavailable_when_down():
+            millis = int(await self._redis.pttl(self._prefix + key))
         return None if millis < 0 else millis / 1000
 
 

@@ -9,30 +9,49 @@ carry the `{rc:<shard>}` hash tag), so the same calls work on both.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ClusterDownError, SlotNotCoveredError, TryAgainError
+from redis.exceptions import ClusterDownError, ReadOnlyError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
+
+from errors import Unavailable
 
 #: A client of either kind; both expose the commands the bus and the key-value store use.
 RedisClient = Redis | RedisCluster
 
 #: The errors that mean "Redis is unreachable", as opposed to a bad command. On a cluster a
-#: dead or failing-over master shows as CLUSTERDOWN, TRYAGAIN or a slot without a node.
+#: dead or failing-over master shows as CLUSTERDOWN, TRYAGAIN, a slot without a node or a
+#: write to a demoted master (READONLY). An exhausted pool is a `RedisConnectionError` too.
 REDIS_DOWN = (
     RedisConnectionError,
     RedisTimeoutError,
     ClusterDownError,
     TryAgainError,
     SlotNotCoveredError,
+    ReadOnlyError,
     ConnectionError,
     OSError,
 )
+
+
+@contextmanager
+def unavailable_when_down() -> Iterator[None]:
+    """Raise `Unavailable` (503, `unavailable`) for any failure of Redis inside the block.
+
+    Whatever the cause (the pool exhausted, a timeout, a refused or stale connection), a
+    client sees the same answer: a dependency is down, retry shortly.
+    """
+    try:
+        yield
+    except REDIS_DOWN as exc:
+        raise Unavailable("redis is unavailable; retry shortly") from exc
 
 
 def connect(
@@ -41,12 +60,19 @@ def connect(
     cluster: bool = False,
     socket_timeout: float = 5.0,
     max_connections: int = 64,
+    pool_timeout: float = 1.0,
 ) -> RedisClient:
     """A client for `url` (a cluster's startup node when `cluster`).
 
-    Commands retry briefly on a dropped connection, then raise. `max_connections` is per
-    process for a single Redis and per node for a cluster.
+    A command on a dropped connection (Redis restarted, say) is retried on a fresh one, so
+    the pooled connections of a Redis that came back cost no failed request. A single
+    Redis gets a blocking pool: beyond `max_connections` a command waits up to
+    `pool_timeout` seconds for a free connection, then raises `RedisConnectionError`. A
+    cluster's pools (`max_connections` per node) cannot wait: beyond it a command raises
+    at once.
     """
+    # The asyncio `Retry`: the synchronous one (redis.retry) only wraps the creation of
+    # the command's coroutine, so a dropped connection was never retried.
     retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2)
     if cluster:
         return RedisCluster.from_url(
@@ -58,15 +84,17 @@ def connect(
             retry=retry,
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
         socket_timeout=socket_timeout,
         socket_connect_timeout=2.0,
         health_check_interval=15,
         max_connections=max_connections,
+        timeout=pool_timeout,
         retry=retry,
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+    return Redis.from_pool(pool)
 
 
 async def xread_one_slot(
