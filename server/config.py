@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 Env = Literal["development", "production", "test"]
 
@@ -110,47 +113,160 @@ class Settings:
         return self.redis_url is not None
 
 
-def _int(environ: Mapping[str, str], name: str, default: int) -> int:
-    raw = environ.get(name)
-    if raw is None or raw == "":
-        return default
+_N = TypeVar("_N", int, float)
+
+
+class _Environment:
+    """Typed reads of the environment, each refusing a bad value with one line that names
+    the variable and what is wrong (run.py prints it as is)."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def text(self, name: str, default: str) -> str:
+        return self._environ.get(name, "").strip() or default
+
+    def optional(self, name: str) -> str | None:
+        return self._environ.get(name, "").strip() or None
+
+    def integer(self, name: str, default: int, *, low: int = 0, high: int | None = None) -> int:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        return self._within(name, value, low, high)
+
+    def number(self, name: str, default: float, *, low: float = 0.0, above: bool = False) -> float:
+        """A finite number of at least `low` (above it, when `above`)."""
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {raw!r}")
+        if above and not value > low:
+            raise ConfigError(f"{name} must be above {low:g}, got {raw}")
+        return self._within(name, value, low, None)
+
+    @staticmethod
+    def _within(name: str, value: _N, low: _N, high: _N | None) -> _N:
+        if value < low or (high is not None and value > high):
+            bounds = f"at least {low}" if high is None else f"between {low} and {high}"
+            raise ConfigError(f"{name} must be {bounds}, got {value}")
+        return value
+
+    def flag(self, name: str) -> bool:
+        raw = self._environ.get(name, "").strip().lower()
+        if raw in ("", "0", "false", "no", "off"):
+            return False
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        raise ConfigError(f"{name} must be 1/true/yes or 0/false/no, got {raw!r}")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.text(name, default).lower()
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def web_url(self, name: str, default: str | None = None) -> str | None:
+        """An http(s) URL with a host, without its trailing slash."""
+        url = self.optional(name) or default
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"{name} must be an http:// or https:// URL, got {url!r}")
+        try:
+            parts.port  # noqa: B018 - reading it is what checks it
+        except ValueError:
+            raise ConfigError(f"{name} has a port that is not a number: {url!r}") from None
+        return url.rstrip("/")
+
+
+def _origins(read: _Environment) -> tuple[str, ...]:
+    """ALLOWED_ORIGINS: `*`, or origins (`scheme://host[:port]`, no path) split by commas."""
+    raw = read.text("ALLOWED_ORIGINS", "")
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if origin != "*" and (not parts.scheme or not parts.netloc or parts.path or parts.query):
+            raise ConfigError(
+                f"ALLOWED_ORIGINS must list origins like https://chat.example.com "
+                f"(no path), or *; got {origin!r}"
+            )
+    return origins
+
+
+def _database_url(read: _Environment, var_dir: Path) -> str:
+    from storage.db import normalize_url
+
+    url = read.text("DATABASE_URL", f"sqlite+aiosqlite:///{var_dir / 'roomcast.db'}")
     try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        normalize_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"DATABASE_URL: {exc}") from None
+    return url
 
 
-def _float(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = environ.get(name)
-    if raw is None or raw == "":
-        return default
+def _redis_url(read: _Environment) -> str | None:
+    from storage.redis import check_url
+
+    url = read.optional("REDIS_URL")
+    if url is not None:
+        try:
+            check_url(url)
+        except ValueError as exc:
+            raise ConfigError(f"REDIS_URL: {exc}") from None
+    return url
+
+
+def _smtp_url(read: _Environment) -> str | None:
+    """SMTP_URL as server/outbox.py reads it; checked here so a typo stops the start."""
+    url = read.optional("SMTP_URL")
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ConfigError("SMTP_URL must look like smtp://user:pass@host:587 or smtps://...")
     try:
-        return float(raw)
+        parts.port  # noqa: B018 - reading it is what checks it
     except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        raise ConfigError("SMTP_URL has a port that is not a number") from None
+    return url
 
 
-def _positive(value: float, name: str) -> float:
-    if not value > 0:
-        raise ConfigError(f"{name} must be above 0, got {value}")
+def _mail_from(read: _Environment) -> str:
+    value = read.text("MAIL_FROM", "Roomcast <no-reply@localhost>")
+    if "@" not in parseaddr(value)[1]:
+        raise ConfigError(
+            f"MAIL_FROM must be an address like Roomcast <bot@example.com>, got {value!r}"
+        )
     return value
 
 
-def _optional(environ: Mapping[str, str], name: str) -> str | None:
-    value = environ.get(name, "").strip()
-    return value or None
+def _log_level(read: _Environment) -> str:
+    level = read.text("LOG_LEVEL", "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(
+            f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {level!r}"
+        )
+    return level
 
 
-def _env(environ: Mapping[str, str]) -> Env:
-    value = environ.get("ENV", "development").strip().lower()
-    if value not in ("development", "production", "test"):
-        raise ConfigError(f"ENV must be development, production or test, got {value!r}")
-    return value  # type: ignore[return-value]
+def _env(read: _Environment) -> Env:
+    return read.choice("ENV", "development", ("development", "production", "test"))  # type: ignore[return-value]
 
 
-def _secret_key(environ: Mapping[str, str], env: Env, var_dir: Path) -> str:
+def _secret_key(read: _Environment, env: Env, var_dir: Path) -> str:
     """The signing key: required in production, generated once and kept in development."""
-    given = _optional(environ, "SECRET_KEY")
+    given = read.optional("SECRET_KEY")
     if given:
         if env == "production" and len(given) < 32:
             raise ConfigError("SECRET_KEY must be at least 32 characters in production")
@@ -158,88 +274,101 @@ def _secret_key(environ: Mapping[str, str], env: Env, var_dir: Path) -> str:
     if env == "production":
         raise ConfigError("SECRET_KEY is required when ENV=production")
     path = var_dir / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    var_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    path.write_text(key + "\n")
-    path.chmod(0o600)
+    try:
+        if path.exists():
+            return path.read_text().strip()
+        var_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key + "\n")
+        path.chmod(0o600)
+    except OSError as exc:
+        raise ConfigError(
+            f"VAR_DIR: cannot keep the development SECRET_KEY in {path}: {exc.strerror}"
+        ) from None
     return key
+
+
+def _argon2(read: _Environment) -> Argon2Params:
+    default = Argon2Params()
+    parallelism = read.integer("ARGON2_PARALLELISM", default.parallelism, low=1, high=255)
+    return Argon2Params(
+        time_cost=read.integer("ARGON2_TIME_COST", default.time_cost, low=1),
+        # argon2 needs 8 KiB per lane at least.
+        memory_cost=read.integer("ARGON2_MEMORY_COST", default.memory_cost, low=8 * parallelism),
+        parallelism=parallelism,
+    )
+
+
+def _plans(read: _Environment) -> PlanLimits:
+    return PlanLimits(
+        basic_daily_ai_prompts=read.integer("PLAN_BASIC_DAILY_AI_PROMPTS", 20),
+        pro_daily_ai_prompts=read.integer("PLAN_PRO_DAILY_AI_PROMPTS", 1000),
+        pro_price=read.text("PLAN_PRO_PRICE", "$12/month"),
+        past_due_grace_days=read.integer("PLAN_PAST_DUE_GRACE_DAYS", 3),
+    )
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from `environ` (default: the process environment).
 
     Raises:
-        ConfigError: a value is malformed, or production lacks a required secret.
+        ConfigError: a value is malformed or out of range (its message is one line naming
+            the variable), or production lacks a required secret.
     """
-    environ = os.environ if environ is None else environ
-    env = _env(environ)
-    var_dir = Path(environ.get("VAR_DIR", "var"))
-    host = environ.get("HOST", "127.0.0.1")
-    port = _int(environ, "PORT", 8080)
-    origins = tuple(
-        o.strip().rstrip("/") for o in environ.get("ALLOWED_ORIGINS", "").split(",") if o.strip()
-    )
-    default_argon = Argon2Params()
+    read = _Environment(os.environ if environ is None else environ)
+    env = _env(read)
+    var_dir = Path(read.text("VAR_DIR", "var"))
+    host = read.text("HOST", "127.0.0.1")
+    port = read.integer("PORT", 8080, low=1, high=65535)
+    soft_limit = read.integer("WS_OUTBOUND_SOFT_LIMIT", 256 * 1024, low=1)
     return Settings(
         env=env,
         host=host,
         port=port,
         var_dir=var_dir,
-        database_url=_optional(environ, "DATABASE_URL")
-        or f"sqlite+aiosqlite:///{var_dir / 'roomcast.db'}",
-        redis_url=_optional(environ, "REDIS_URL"),
-        redis_cluster=environ.get("REDIS_CLUSTER", "").strip().lower() in ("1", "true", "yes"),
-        redis_max_connections=_int(environ, "REDIS_MAX_CONNECTIONS", 64),
-        redis_pool_timeout=_float(environ, "REDIS_POOL_TIMEOUT", 1.0),
-        secret_key=_secret_key(environ, env, var_dir),
-        allowed_origins=origins,
-        gemini_api_key=_optional(environ, "GEMINI_API_KEY"),
-        gemini_model=environ.get("GEMINI_MODEL", "gemini-2.5-flash"),
-        gemini_base_url=_optional(environ, "GEMINI_BASE_URL"),
-        stripe_secret_key=_optional(environ, "STRIPE_SECRET_KEY"),
-        stripe_webhook_secret=_optional(environ, "STRIPE_WEBHOOK_SECRET"),
-        stripe_price_pro=_optional(environ, "STRIPE_PRICE_PRO"),
-        stripe_api_base=_optional(environ, "STRIPE_API_BASE"),
-        smtp_url=_optional(environ, "SMTP_URL"),
-        mail_from=environ.get("MAIL_FROM", "Roomcast <no-reply@localhost>"),
-        auth_rate_limit=_int(environ, "AUTH_RATE_LIMIT", 30),
-        auth_rate_window=_int(environ, "AUTH_RATE_WINDOW", 60),
-        ws_heartbeat=_positive(_float(environ, "WS_HEARTBEAT", 25.0), "WS_HEARTBEAT"),
-        ws_frames_per_second=_float(environ, "WS_FRAMES_PER_SECOND", 50.0),
-        ws_burst=_float(environ, "WS_BURST", 100.0),
-        ws_outbound_soft_limit=_int(environ, "WS_OUTBOUND_SOFT_LIMIT", 256 * 1024),
-        ws_outbound_hard_limit=_int(environ, "WS_OUTBOUND_HARD_LIMIT", 1024 * 1024),
-        ws_token_grace=_float(environ, "WS_TOKEN_GRACE", 60.0),
-        ai_first_token_timeout=_float(environ, "AI_FIRST_TOKEN_TIMEOUT", 30.0),
-        ai_idle_timeout=_float(environ, "AI_IDLE_TIMEOUT", 15.0),
-        ai_request_timeout=_float(environ, "AI_REQUEST_TIMEOUT", 300.0),
-        ai_retries=_int(environ, "AI_RETRIES", 2),
-        ai_backoff_base=_float(environ, "AI_BACKOFF_BASE", 0.2),
-        ai_breaker_failures=_int(environ, "AI_BREAKER_FAILURES", 5),
-        ai_breaker_cooldown=_float(environ, "AI_BREAKER_COOLDOWN", 30.0),
-        ai_offline_delay=_float(environ, "AI_OFFLINE_DELAY", 0.03),
-        ai_context_tokens=_int(environ, "AI_CONTEXT_TOKENS", 8000),
-        ai_max_output_tokens=_int(environ, "AI_MAX_OUTPUT_TOKENS", 1024),
-        ai_queue_size=_int(environ, "AI_QUEUE_SIZE", 8),
-        presence_ttl=_float(environ, "PRESENCE_TTL", 6.0),
-        tick_interval=_float(environ, "TICK_INTERVAL", 2.0),
-        ai_interrupt_after=_float(environ, "AI_INTERRUPT_AFTER", 6.0),
-        public_url=environ.get("PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
-        argon2=Argon2Params(
-            time_cost=_int(environ, "ARGON2_TIME_COST", default_argon.time_cost),
-            memory_cost=_int(environ, "ARGON2_MEMORY_COST", default_argon.memory_cost),
-            parallelism=_int(environ, "ARGON2_PARALLELISM", default_argon.parallelism),
-        ),
-        plans=PlanLimits(
-            basic_daily_ai_prompts=_int(environ, "PLAN_BASIC_DAILY_AI_PROMPTS", 20),
-            pro_daily_ai_prompts=_int(environ, "PLAN_PRO_DAILY_AI_PROMPTS", 1000),
-            pro_price=environ.get("PLAN_PRO_PRICE", "$12/month"),
-            past_due_grace_days=_int(environ, "PLAN_PAST_DUE_GRACE_DAYS", 3),
-        ),
-        log_format="json" if environ.get("LOG_FORMAT", "").lower() == "json" else "text",
-        log_level=environ.get("LOG_LEVEL", "INFO").upper(),
+        database_url=_database_url(read, var_dir),
+        redis_url=_redis_url(read),
+        redis_cluster=read.flag("REDIS_CLUSTER"),
+        redis_max_connections=read.integer("REDIS_MAX_CONNECTIONS", 64, low=1),
+        redis_pool_timeout=read.number("REDIS_POOL_TIMEOUT", 1.0),
+        secret_key=_secret_key(read, env, var_dir),
+        allowed_origins=_origins(read),
+        gemini_api_key=read.optional("GEMINI_API_KEY"),
+        gemini_model=read.text("GEMINI_MODEL", "gemini-2.5-flash"),
+        gemini_base_url=read.web_url("GEMINI_BASE_URL"),
+        stripe_secret_key=read.optional("STRIPE_SECRET_KEY"),
+        stripe_webhook_secret=read.optional("STRIPE_WEBHOOK_SECRET"),
+        stripe_price_pro=read.optional("STRIPE_PRICE_PRO"),
+        stripe_api_base=read.web_url("STRIPE_API_BASE"),
+        smtp_url=_smtp_url(read),
+        mail_from=_mail_from(read),
+        auth_rate_limit=read.integer("AUTH_RATE_LIMIT", 30, low=1),
+        auth_rate_window=read.integer("AUTH_RATE_WINDOW", 60, low=1),
+        ws_heartbeat=read.number("WS_HEARTBEAT", 25.0, above=True),
+        ws_frames_per_second=read.number("WS_FRAMES_PER_SECOND", 50.0, above=True),
+        ws_burst=read.number("WS_BURST", 100.0, low=1.0),
+        ws_outbound_soft_limit=soft_limit,
+        ws_outbound_hard_limit=read.integer("WS_OUTBOUND_HARD_LIMIT", 1024 * 1024, low=soft_limit),
+        ws_token_grace=read.number("WS_TOKEN_GRACE", 60.0),
+        ai_first_token_timeout=read.number("AI_FIRST_TOKEN_TIMEOUT", 30.0, above=True),
+        ai_idle_timeout=read.number("AI_IDLE_TIMEOUT", 15.0, above=True),
+        ai_request_timeout=read.number("AI_REQUEST_TIMEOUT", 300.0, above=True),
+        ai_retries=read.integer("AI_RETRIES", 2),
+        ai_backoff_base=read.number("AI_BACKOFF_BASE", 0.2),
+        ai_breaker_failures=read.integer("AI_BREAKER_FAILURES", 5, low=1),
+        ai_breaker_cooldown=read.number("AI_BREAKER_COOLDOWN", 30.0),
+        ai_offline_delay=read.number("AI_OFFLINE_DELAY", 0.03),
+        ai_context_tokens=read.integer("AI_CONTEXT_TOKENS", 8000, low=1),
+        ai_max_output_tokens=read.integer("AI_MAX_OUTPUT_TOKENS", 1024, low=1),
+        ai_queue_size=read.integer("AI_QUEUE_SIZE", 8, low=1),
+        presence_ttl=read.number("PRESENCE_TTL", 6.0, above=True),
+        tick_interval=read.number("TICK_INTERVAL", 2.0, above=True),
+        ai_interrupt_after=read.number("AI_INTERRUPT_AFTER", 6.0, above=True),
+        public_url=read.web_url("PUBLIC_URL", f"http://{host}:{port}") or "",
+        argon2=_argon2(read),
+        plans=_plans(read),
+        log_format=read.choice("LOG_FORMAT", "text", ("text", "json")),  # type: ignore[arg-type]
+        log_level=_log_level(read),
     )
 
 

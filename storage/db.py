@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,8 +23,21 @@ _DRIVERS = {"postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"
 
 
 def normalize_url(url: str) -> str:
-    """Accept the plain spellings (`postgresql://`, `sqlite:///`) and name the async driver."""
-    parsed = make_url(url)
+    """Accept the plain spellings (`postgresql://`, `sqlite:///`) and name the async driver.
+
+    Raises:
+        ValueError: `url` is not a PostgreSQL or SQLite URL; the message says why without
+            repeating the URL, which may hold a password.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(
+            "not a database URL; expected postgresql://user:password@host:5432/name "
+            "or sqlite:///path/to/roomcast.db"
+        ) from None
+    except ValueError:  # the one part make_url converts itself
+        raise ValueError("its port is not a number") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
@@ -52,6 +53,30 @@ def unavailable_when_down() -> Iterator[None]:
         yield
     except REDIS_DOWN as exc:
         raise Unavailable("redis is unavailable; retry shortly") from exc
+
+
+def check_url(url: str) -> None:
+    """Refuse what no Redis client can connect to, before anything tries.
+
+    Raises:
+        ValueError: what is wrong with `url`, without repeating it (it may hold a password).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    try:
+        parts.port  # noqa: B018 - reading it is what checks it
+    except ValueError:
+        raise ValueError("its port is not a number") from None
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ValueError("names no socket path")
+        return
+    if not parts.hostname:
+        raise ValueError("names no host")
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        raise ValueError(f"its database number (the path) is {database!r}, not a number")
 
 
 def connect(

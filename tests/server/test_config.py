@@ -40,11 +40,81 @@ def test_secrets_stay_out_of_the_settings_repr(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("PORT", "eighty"), ("ENV", "staging"), ("ARGON2_TIME_COST", "x")]
+    ("name", "value", "reason"),
+    [
+        ("PORT", "eighty", "must be a whole number, got 'eighty'"),
+        ("PORT", "70000", "must be between 1 and 65535, got 70000"),
+        ("ENV", "staging", "must be one of development, production, test, got 'staging'"),
+        ("ARGON2_TIME_COST", "x", "must be a whole number"),
+        ("ARGON2_MEMORY_COST", "4", "must be at least 32, got 4"),
+        ("AUTH_RATE_LIMIT", "-5", "must be at least 1, got -5"),
+        ("AI_QUEUE_SIZE", "0", "must be at least 1, got 0"),
+        ("WS_OUTBOUND_HARD_LIMIT", "1000", "must be at least 262144, got 1000"),
+        ("WS_HEARTBEAT", "0", "must be above 0, got 0"),
+        ("WS_FRAMES_PER_SECOND", "nan", "must be a finite number, got 'nan'"),
+        ("AI_IDLE_TIMEOUT", "soon", "must be a number, got 'soon'"),
+        ("WS_TOKEN_GRACE", "-1", "must be at least 0.0, got -1.0"),
+        ("DATABASE_URL", "nonsense", "not a database URL; expected postgresql://"),
+        ("DATABASE_URL", "mysql://u:secret@h/db", "unsupported database 'mysql'"),
+        ("DATABASE_URL", "postgresql://u:secret@h:port/db", "its port is not a number"),
+        ("REDIS_URL", "localhost:6379", "must start with redis://, rediss:// or unix://"),
+        ("REDIS_URL", "redis://:secret@h:port/0", "its port is not a number"),
+        ("REDIS_URL", "redis://h:6379/zero", "its database number (the path) is 'zero'"),
+        ("REDIS_CLUSTER", "maybe", "must be 1/true/yes or 0/false/no, got 'maybe'"),
+        ("LOG_FORMAT", "yaml", "must be one of text, json, got 'yaml'"),
+        ("LOG_LEVEL", "LOUD", "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("PUBLIC_URL", "chat.example.com", "must be an http:// or https:// URL"),
+        ("GEMINI_BASE_URL", "ftp://x", "must be an http:// or https:// URL"),
+        ("STRIPE_API_BASE", "http://h:port", "has a port that is not a number"),
+        ("SMTP_URL", "mail.example.com", "must look like smtp://user:pass@host:587"),
+        ("ALLOWED_ORIGINS", "https://a.example, b.example", "got 'b.example'"),
+        ("MAIL_FROM", "Roomcast", "must be an address like Roomcast <bot@example.com>"),
+    ],
 )
-def test_malformed_values_are_refused_with_their_name(tmp_path, name: str, value: str) -> None:
-    with pytest.raises(ConfigError, match=name):
+def test_malformed_values_are_refused_in_one_line_with_their_name(
+    tmp_path, name: str, value: str, reason: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
         load_settings({"VAR_DIR": str(tmp_path), name: value})
+    message = str(refused.value)
+    assert message.startswith(name) and reason in message
+    assert "\n" not in message
+    assert "secret" not in message  # a URL's password is never repeated
+
+
+def test_empty_values_mean_the_defaults(tmp_path) -> None:
+    names = ("PORT", "LOG_FORMAT", "LOG_LEVEL", "REDIS_URL", "DATABASE_URL", "REDIS_CLUSTER")
+    settings = load_settings({"VAR_DIR": str(tmp_path), **dict.fromkeys(names, "")})
+    assert (settings.port, settings.log_format, settings.log_level) == (8080, "text", "INFO")
+    assert (settings.redis_url, settings.redis_cluster) == (None, False)
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+
+
+def test_well_formed_values_are_taken(tmp_path) -> None:
+    settings = load_settings(
+        {
+            "VAR_DIR": str(tmp_path),
+            "DATABASE_URL": "postgresql://u:p@db.internal:5432/roomcast",
+            "REDIS_URL": "rediss://:p@cache.internal:6380/2",
+            "REDIS_CLUSTER": "yes",
+            "LOG_FORMAT": "JSON",
+            "LOG_LEVEL": "warning",
+            "ALLOWED_ORIGINS": "https://chat.example.com/, capacitor://localhost",
+            "PUBLIC_URL": "https://chat.example.com/",
+            "SMTP_URL": "smtps://u:p@smtp.example.com:465",
+        }
+    )
+    assert settings.log_format == "json" and settings.log_level == "WARNING"
+    assert settings.redis_cluster
+    assert settings.allowed_origins == ("https://chat.example.com", "capacitor://localhost")
+    assert settings.public_url == "https://chat.example.com"
+
+
+def test_a_var_dir_that_cannot_hold_the_secret_is_a_configuration_error(tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="^VAR_DIR: cannot keep the development SECRET_KEY"):
+        load_settings({"VAR_DIR": str(blocker / "var")})
 
 
 def test_plain_database_urls_get_the_async_driver(tmp_path) -> None:
