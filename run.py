@@ -7,6 +7,7 @@ import asyncio
 import gc
 import getpass
 import logging
+import re
 import sys
 
 from server.config import ConfigError, Settings, load_settings
@@ -23,6 +24,18 @@ async def _settle_heap(_app: object) -> None:
     gc.set_threshold(20_000, 50, 50)
 
 
+def _announce(text: str) -> None:
+    """What `run_app` prints once it listens ("======== Running on URL ========"), as one
+    log line: a JSON object like every other when LOG_FORMAT=json."""
+    urls = re.findall(r"https?://[^\s,]+", text)
+    if urls:
+        logger.info(
+            "Roomcast serving on %s (Ctrl+C stops it)", ", ".join(urls), extra={"urls": urls}
+        )
+    else:
+        logger.info("%s", " ".join(text.split()))
+
+
 def _serve(settings: Settings) -> int:
     import uvloop
     from aiohttp import web
@@ -32,12 +45,11 @@ def _serve(settings: Settings) -> int:
 
     app = create_app(settings)
     app.on_startup.append(_settle_heap)
-    print(f"Roomcast serving on http://{settings.host}:{settings.port}", flush=True)  # noqa: T201
     web.run_app(
         app,
         host=settings.host,
         port=settings.port,
-        print=None,
+        print=_announce,
         access_log_class=AccessLogger,
         loop=uvloop.new_event_loop(),
         handle_signals=True,
@@ -49,7 +61,7 @@ def _migrate(settings: Settings) -> int:
     from storage import migrate
 
     migrate.upgrade(settings.database_url)
-    print("database is at the newest revision")  # noqa: T201
+    logger.info("database is at the newest revision")
     return 0
 
 

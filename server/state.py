@@ -16,6 +16,7 @@ from server.billing.api import Billing
 from server.billing.quotas import Quotas
 from server.billing.webhooks import Webhooks
 from server.config import Settings
+from server.logs import REQUEST_ID_KEY
 from server.metrics import Metrics
 from server.outbox import Outbox
 from server.probe import Probe
@@ -49,4 +50,5 @@ BILLING: web.AppKey[Billing | None] = web.AppKey("billing")
 WEBHOOKS: web.AppKey[Webhooks | None] = web.AppKey("webhooks")
 QUOTAS = web.AppKey("quotas", Quotas)
 
-REQUEST_ID = web.RequestKey("request_id", str)
+#: The request's id: one key, shared with the access log (server/logs.py) that reads it.
+REQUEST_ID = REQUEST_ID_KEY
