@@ -185,8 +185,11 @@ class SessionActor(Actor[Request]):
             return
         error = done.exception()
         if error is not None:
-            code = error.code if isinstance(error, RoomcastError) else "internal"
-            self.outbound.put(error_frame(code, "message not stored", request.id), "error")
+            if isinstance(error, RoomcastError):  # its message is safe to show, and says why
+                code, message = error.code, f"message not stored: {error.message}"
+            else:
+                code, message = "internal", "message not stored"
+            self.outbound.put(error_frame(code, message, request.id), "error")
             return
         appended = done.result()
         ack = {"type": "ack", "room": request.room, "seq": appended.message.seq}

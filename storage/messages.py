@@ -28,7 +28,7 @@ from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Table, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from errors import Invalid, NotFound
@@ -42,7 +42,7 @@ from storage.message_records import (
     StoredMessage,
 )
 from storage.models import Message, Room
-from storage.types import new_id, utcnow
+from storage.types import new_id, unstorable, utcnow
 
 __all__ = [
     "MAX_AUTHOR_NAME",
@@ -58,6 +58,7 @@ __all__ = [
     "append_at_once",
     "append_many",
     "page",
+    "refused_value",
     "since",
 ]
 
@@ -89,7 +90,7 @@ async def append(
 
     Raises:
         NotFound: there is no such room.
-        Invalid: `client_id` is longer than 64 characters, or `body` holds a NUL.
+        Invalid: `client_id` is longer than 64 characters, or a string holds a NUL.
     """
     post = NewMessage(room_id, author, body, client_id, reply_to, generation)
     [result] = await append_many(session, [post])
@@ -104,7 +105,9 @@ async def append_many(session: Executor, posts: Sequence[NewMessage]) -> list[Ap
 
     Raises:
         NotFound: a room does not exist (nothing of the batch should then be committed).
-        Invalid: a `client_id` is too long or a body holds a NUL.
+        Invalid: a `client_id` is too long or a string holds a NUL, or the database refused
+            a value of some message (see `REFUSED`); the batch holds at least one message
+            it will never take, and the transaction should be rolled back.
     """
     for post in posts:
         _validate(post)
@@ -112,11 +115,38 @@ async def append_many(session: Executor, posts: Sequence[NewMessage]) -> list[Ap
     for index, post in enumerate(posts):
         by_room.setdefault(post.room_id, []).append(index)
     results: dict[int, Appended] = {}
-    for room_id in sorted(by_room):  # one lock order for every writer
-        indexes = by_room[room_id]
-        stored = await _append_to_room(session, room_id, [posts[i] for i in indexes])
-        results.update(zip(indexes, stored, strict=True))
+    try:
+        for room_id in sorted(by_room):  # one lock order for every writer
+            indexes = by_room[room_id]
+            stored = await _append_to_room(session, room_id, [posts[i] for i in indexes])
+            results.update(zip(indexes, stored, strict=True))
+    except (DBAPIError, ValueError, OverflowError) as exc:
+        if not refused_value(exc):
+            raise
+        raise Invalid(REFUSED) from exc
     return [results[index] for index in range(len(posts))]
+
+
+#: What a message the database refused is answered (no SQL, no driver text: see the log).
+REFUSED = "message: the database cannot store a value of it"
+
+
+def refused_value(exc: BaseException) -> bool:
+    """Whether `exc` is the database, or its driver, refusing a value of a row: the fault of
+    a message, which fails the same way however often it is retried. Anything else (the
+    database unreachable, a timeout) is not the message's fault.
+    """
+    if isinstance(exc, IntegrityError | DataError):
+        return True
+    # asyncpg's own error is the cause of SQLAlchemy's: PostgreSQL names a data exception
+    # (SQLSTATE class 22: NUL in text, a value out of range) or a constraint (23); a value
+    # the driver could not even encode is a ValueError (a lone surrogate, an int past 64
+    # bits), on SQLite an OverflowError.
+    cause = exc.__cause__ if isinstance(exc, DBAPIError) and exc.__cause__ else exc
+    sqlstate = getattr(cause, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate[:2] in ("22", "23")
+    return isinstance(cause, ValueError | OverflowError)
 
 
 # PostgreSQL only: a whole batch, for any number of rooms, in one statement (one round
@@ -169,7 +199,8 @@ async def append_at_once(
     that does not exist (for which `append_many` raises NotFound).
 
     Raises:
-        Invalid: as `append_many`.
+        Invalid: as `append_many`, but only for a value refused: a constraint violated
+            declines, since a retried send violates one too.
     """
     if conn.dialect.name != "postgresql":
         return None
@@ -197,7 +228,11 @@ async def append_at_once(
     try:
         result = await conn.execute(_AT_ONCE, params)
     except IntegrityError:
-        return None
+        return None  # a retry or a missing room, or a bad row: `append_many` tells them apart
+    except (DBAPIError, ValueError, OverflowError) as exc:
+        if not refused_value(exc):
+            raise
+        raise Invalid(REFUSED) from exc
     seqs: dict[str, int] = {row[0]: row[1] for row in result}
     return [Appended(replace(record, seq=seqs[record.id]), False) for record in records]
 
@@ -263,8 +298,11 @@ def _validate(post: NewMessage) -> None:
             f"client_id: at most {MAX_CLIENT_ID} characters",
             details={"fields": {"client_id": "too long"}},
         )
-    if "\x00" in post.body:
-        raise Invalid("body: must not contain NUL", details={"fields": {"body": "NUL"}})
+    strings = (("body", post.body), ("client_id", post.client_id), ("author", post.author.name))
+    for field, value in strings:
+        reason = unstorable(value) if value is not None else None
+        if reason is not None:
+            raise Invalid(f"{field}: {reason}", details={"fields": {field: reason}})
 
 
 def _key(post: NewMessage) -> _Key | None:

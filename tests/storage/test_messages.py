@@ -336,6 +336,43 @@ async def test_at_once_is_invalid_like_append_many(database, world) -> None:
     assert await stored_seqs(database, lobby.id) == ([], 0)
 
 
+async def test_a_value_postgresql_refuses_is_invalid_on_both_paths_and_stores_nothing(
+    database, world
+) -> None:
+    # A generation id past its column's 36 characters: PostgreSQL's SQLSTATE 22001, not a
+    # driver error; the client hears `invalid`, never the SQL.
+    _, _, lobby = world
+    generation = Generation("g" * 40, "gemini-x", "stop", 1, 2)
+    answer = NewMessage(lobby.id, Author.assistant(), "42", reply_to=1, generation=generation)
+    with pytest.raises(Invalid) as at_once:
+        await append_at_once(database, [answer])
+    with pytest.raises(Invalid) as exact:
+        async with database.engine.begin() as connection:
+            await messages.append_many(connection, [answer])
+    assert at_once.value.message == exact.value.message == messages.REFUSED
+    assert await stored_seqs(database, lobby.id) == ([], 0)
+
+
+@pytest.mark.parametrize(
+    ("field", "post"),
+    [
+        ("body", lambda room, me: NewMessage(room, me, "a\x00b")),
+        ("client_id", lambda room, me: NewMessage(room, me, "hi", client_id="a\x00b")),
+        ("author", lambda room, me: NewMessage(room, Author.user(me.id, "A\x00da"), "hi")),
+        ("body", lambda room, me: NewMessage(room, me, "cut \ud83d")),
+    ],
+)
+async def test_a_string_neither_database_can_hold_is_invalid_before_any_statement(
+    concurrent_database, field, post
+) -> None:
+    ada, _, lobby = await seed.user_team_room(concurrent_database)
+    with pytest.raises(Invalid) as refused:
+        async with concurrent_database.engine.begin() as connection:
+            await messages.append_many(connection, [post(lobby.id, Author.user(ada.id, "Ada"))])
+    assert refused.value.message.startswith(f"{field}: must ")
+    assert await stored_seqs(concurrent_database, lobby.id) == ([], 0)
+
+
 async def test_at_once_declines_on_sqlite(tmp_path, world) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'roomcast.db'}"
     await asyncio.to_thread(migrate.upgrade, url)
