@@ -1,4 +1,8 @@
-"""Refresh tokens: stored as their SHA-256, rotated within a family, revoked by family or user."""
+"""Refresh tokens: stored as their SHA-256, rotated within a family, revoked by family or user.
+
+The refresh tokens are also the durable record of which sign-ins (families) are revoked,
+which access tokens check through their `sid` (storage/revoked_families.py caches it).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import RefreshToken
@@ -94,3 +98,34 @@ async def revoke_user(
     if keep_family is not None:
         statement = statement.where(RefreshToken.family_id != keep_family)
     await session.execute(statement.values(revoked_at=now))
+
+
+async def family_revoked(session: AsyncSession, family_id: str) -> bool:
+    """Whether the family was revoked (logout, reuse, logout-all, password change).
+
+    One revoked token is enough: `revoke_family` marks them all, but a token added by a
+    rotation that committed while the revocation ran can escape its UPDATE.
+    """
+    revoked = exists().where(
+        RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_not(None)
+    )
+    result = await session.execute(select(revoked))
+    return bool(result.scalar())
+
+
+async def prune_expired(session: AsyncSession, before: datetime, *, limit: int = 500) -> None:
+    """Delete up to `limit` tokens that expired before `before`.
+
+    Callers pass `now - access token lifetime`: a family's row outlives every access
+    token issued with it, so a revoked family stays revoked while any of them could be
+    presented. Rows another transaction holds are skipped (PostgreSQL), so concurrent
+    writers never wait on each other here.
+    """
+    expired = (
+        select(RefreshToken.id)
+        .where(RefreshToken.expires_at < before)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = delete(RefreshToken).where(RefreshToken.id.in_(expired))
+    await session.execute(statement.execution_options(synchronize_session=False))

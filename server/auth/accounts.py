@@ -120,8 +120,7 @@ class Accounts:
     async def logout(
         self, user: UserRecord, claims: AccessClaims, refresh_token: str | None
     ) -> None:
-        """Revoke the calling access token and its session (and `refresh_token`'s family)."""
-        await self._tokens.revoke_access(claims)
+        """Revoke the calling sign-in, access token included (and `refresh_token`'s)."""
         await self._tokens.revoke_session(claims.session_id)
         if refresh_token is not None:
             await self._tokens.revoke_refresh_token(user.id, refresh_token)

@@ -8,6 +8,11 @@ explicit algorithm list, so `alg: none` and algorithm confusion fail.
 A refresh token is 256 random bits, stored only as its SHA-256 (high entropy makes a
 slow hash pointless, and a plain digest can be looked up). Each use spends it and
 issues the next one of the same family; presenting a spent one revokes the family.
+
+Revoking a family (logout, reuse of a spent refresh token) also revokes the access tokens
+whose `sid` names it. That record is the family's refresh tokens in the database; the
+key-value store only caches it (storage/revoked_families.py), so an emptied Redis or a
+restarted process never brings a revoked token back.
 """
 
 from __future__ import annotations
@@ -29,12 +34,12 @@ from storage import tokens as refresh_store
 from storage import users
 from storage.db import Database
 from storage.kv import KeyValue
+from storage.revoked_families import RevokedFamilies
 from storage.tokens import Spent
 from storage.users import UserRecord
 
 ALGORITHM = "HS256"
 _REQUIRED = ["sub", "jti", "ver", "iat", "exp", "typ", "sid"]
-_DENY = "auth:deny:"  # jti → revoked until the token would expire anyway
 _CARRY = "auth:carry:"  # jti → token version it stays valid for (password change)
 
 
@@ -83,7 +88,7 @@ def hash_refresh_token(token: str) -> str:
 
 
 class TokenService:
-    """Issues and checks tokens; the denylist lives in the key-value store."""
+    """Issues and checks tokens; revocations are kept in the database, cached in `kv`."""
 
     def __init__(self, settings: Settings, database: Database, kv: KeyValue) -> None:
         self._key = settings.secret_key
@@ -91,6 +96,8 @@ class TokenService:
         self._refresh_ttl = timedelta(seconds=settings.refresh_token_ttl)
         self._database = database
         self._kv = kv
+        # A revoked family's access tokens are all expired one access TTL after it.
+        self._families = RevokedFamilies(database, kv, revoked_ttl=settings.access_token_ttl)
 
     def encode_access(self, user: UserRecord, session_id: str) -> str:
         now = int(time.time())
@@ -106,7 +113,8 @@ class TokenService:
         return jwt.encode(payload, self._key, algorithm=ALGORITHM)
 
     async def decode_access(self, token: str) -> AccessClaims:
-        """Signature, expiry, claims and denylist; not the user's token version.
+        """Signature, expiry, claims and the revocation of its family; not the user's token
+        version.
 
         Raises:
             Unauthorized: anything about the token is wrong.
@@ -118,7 +126,7 @@ class TokenService:
             claims = AccessClaims.parse(payload)
         except (jwt.PyJWTError, KeyError, TypeError):
             raise Unauthorized("invalid or expired token") from None
-        if await self._kv.get(_DENY + claims.jti) is not None:
+        if await self._families.is_revoked(claims.session_id):
             raise Unauthorized("token revoked")
         return claims
 
@@ -146,6 +154,7 @@ class TokenService:
         family_id = str(uuid.uuid4())
         async with self._database.sessions.begin() as session:
             refresh = await self._add_refresh(session, user.id, family_id)
+            await self._prune(session)
         return TokenPair(self.encode_access(user, family_id), refresh, self._access_ttl)
 
     async def rotate(self, refresh_token: str) -> TokenPair:
@@ -163,6 +172,9 @@ class TokenService:
             user = await users.get(session, spent.user_id) if spent.user_id else None
             if spent.outcome is Spent.OK and user is not None and spent.family_id:
                 refresh = await self._add_refresh(session, user.id, spent.family_id)
+                await self._prune(session)
+        if spent.outcome is Spent.REUSED and spent.family_id is not None:
+            await self._families.revoked(spent.family_id)
         if refresh is None or user is None or spent.family_id is None:
             raise Unauthorized("invalid refresh token")
         return TokenPair(self.encode_access(user, spent.family_id), refresh, self._access_ttl)
@@ -178,20 +190,24 @@ class TokenService:
         )
         return refresh
 
-    async def revoke_access(self, claims: AccessClaims) -> None:
-        await self._kv.set(_DENY + claims.jti, b"1", ttl=claims.remaining())
+    async def _prune(self, session: AsyncSession) -> None:
+        """Writers keep the table bounded: refresh tokens long past expiry go."""
+        before = datetime.now(UTC) - timedelta(seconds=self._access_ttl)
+        await refresh_store.prune_expired(session, before)
 
     async def carry_access(self, claims: AccessClaims, version: int) -> None:
         """Keep one access token valid across a token version bump (password change)."""
         await self._kv.set(_CARRY + claims.jti, str(version).encode(), ttl=claims.remaining())
 
     async def revoke_session(self, family_id: str) -> None:
+        """Revoke a sign-in: its refresh tokens and the access tokens carrying its `sid`."""
         async with self._database.sessions.begin() as session:
             await refresh_store.revoke_family(session, family_id, datetime.now(UTC))
+        await self._families.revoked(family_id)
 
     async def revoke_refresh_token(self, user_id: str, refresh_token: str) -> None:
         """Revoke the family of `refresh_token` when it belongs to `user_id`; else nothing."""
         async with self._database.sessions.begin() as session:
             found = await refresh_store.family_of(session, hash_refresh_token(refresh_token))
-            if found is not None and found[0] == user_id:
-                await refresh_store.revoke_family(session, found[1], datetime.now(UTC))
+        if found is not None and found[0] == user_id:
+            await self.revoke_session(found[1])
