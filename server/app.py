@@ -10,7 +10,7 @@ from aiohttp import web
 
 from server import api_reference, openapi, realtime
 from server.config import Settings
-from server.http import auth, billing, health, rooms, teams
+from server.http import auth, billing, health, pages, rooms, teams
 from server.metrics import Metrics
 from server.middleware import error_middleware, metrics_middleware, request_id_middleware
 from server.outbox import make_outbox
@@ -90,4 +90,5 @@ def create_app(settings: Settings) -> web.Application:
     realtime.setup(app)  # after auth: it needs the token service and the revocation hook
     openapi.setup(app)
     api_reference.setup(app)  # after openapi: it serves that document to Swagger UI
+    pages.setup(app)  # `/` and `/docs/<name>.md`
     return app
