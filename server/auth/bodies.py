@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import AfterValidator, ConfigDict, EmailStr, Field, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -20,7 +21,15 @@ from server.auth.policy import (
 )
 from server.http.json import Body
 
-Email = Annotated[EmailStr, AfterValidator(str.lower)]
+# EmailStr refuses the special-use domains (`.test`, `.local`, ...): the document says so.
+_SPECIAL_USE = "|".join(
+    "".join(f"[{ch}{ch.upper()}]" for ch in name) for name in SPECIAL_USE_DOMAIN_NAMES
+)
+Email = Annotated[
+    EmailStr,
+    Field(json_schema_extra={"not": {"pattern": rf"[.@](?:{_SPECIAL_USE})$"}}),
+    AfterValidator(str.lower),
+]
 # The checks give the reasons; `json_schema_extra` shows the document the same rules (the
 # pattern is not enforced a second time by pydantic, whose message would be less clear).
 NewPassword = Annotated[
