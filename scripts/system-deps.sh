@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages a target needs when they are missing, if it can (root with
 # apt-get); otherwise stops naming exactly what to install. Usage: system-deps.sh venv|services
+# (services: what the suite runs for real: PostgreSQL, Redis and the browser, Chromium)
 set -eu
 
 PYTHON=${PYTHON:-python3}
@@ -32,8 +33,10 @@ venv)
     fi
     ;;
 services)
-    if [ -n "${TEST_DATABASE_URL:-}" ] && [ -n "${TEST_REDIS_URL:-}" ]; then exit 0; fi
     missing=""
+    if [ -z "${CHROMIUM:-}" ]; then
+        command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+    fi
     if [ -z "${TEST_DATABASE_URL:-}" ]; then
         { pg_bin initdb >/dev/null && pg_bin pg_ctl >/dev/null; } || missing="$missing postgresql"
     fi
@@ -45,8 +48,9 @@ services)
         # shellcheck disable=SC2086
         apt_install $missing
     else
-        echo "The test suite starts throwaway servers from these Debian packages:$missing" >&2
-        echo "Install them (sudo apt-get install$missing) or set TEST_DATABASE_URL / TEST_REDIS_URL." >&2
+        echo "The test suite needs these Debian packages:$missing" >&2
+        echo "Install them (sudo apt-get install$missing), or set TEST_DATABASE_URL /" >&2
+        echo "TEST_REDIS_URL to servers to use and CHROMIUM to a Chromium binary." >&2
         exit 1
     fi
     ;;
