@@ -2,11 +2,13 @@
 
 Posts are committed in batches by the room's committer task (group commit: one
 transaction for everything that arrived while the previous batch was committing); each
-sender is acked after commit and the event is published on the bus. Events come back
+sender is acked after commit and the event is published on the bus, or, while the bus
+refuses it, kept and published first when it is back (the relay). Events come back
 from the bus (from this instance or any other) and are handed, encoded once, to the
 outbound queues of the local members in `seq` order; a gap is held briefly and then
-filled from the database. What the mailbox holds at once (under load, a commit's
-events) reaches each member in one hand-over. The room never awaits a socket.
+filled from the database, as is, on the tick, whatever was committed and never came.
+What the mailbox holds at once (under load, a commit's events) reaches each member in
+one hand-over. The room never awaits a socket.
 
 Its messages are in `actors.room_messages`; its assistant side (prompts, generations,
 the live answer) is `actors.room_assistant.RoomAssistant`.
@@ -50,6 +52,11 @@ from storage.rooms import RoomRecord
 
 logger = logging.getLogger(__name__)
 
+#: Committed events kept for the bus while it is down; older ones are left to the database
+#: (the other instances' gap fill and `_catch_up`). Few ever wait: sends are refused while
+#: the bus probe is failing.
+UNPUBLISHED_LIMIT = 10_000
+
 
 class RoomActor(Actor[RoomMessage]):
     """Local members, group commit, ordered fan-out for one room."""
@@ -83,6 +90,8 @@ class RoomActor(Actor[RoomMessage]):
         self._outgoing: list[RoomEvent] = []  # fanned out, not yet handed to the members
         self._gap_timer: asyncio.TimerHandle | None = None
         self._pending: list[Post] = []
+        self._unpublished: list[RoomEvent] = []  # committed, refused by the bus; in order
+        self._expected_seq: int | None = None  # the room's last_seq at the previous tick
         self._has_pending = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
         self._closing = False
@@ -327,6 +336,8 @@ class RoomActor(Actor[RoomMessage]):
                 self._has_pending.clear()
             if batch:
                 await self._commit(batch)
+            elif self._unpublished:  # woken by a tick (or closing) to try the bus again
+                await self._publish_stored([])
             if self._closing and not self._pending:
                 return
 
@@ -342,15 +353,12 @@ class RoomActor(Actor[RoomMessage]):
             for outcome in outcomes
             if isinstance(outcome, Appended) and not outcome.duplicate
         ]
-        published = await self._publish_stored(fresh)
+        await self._publish_stored(fresh)  # committed is acked, whatever the bus says
         for post, appended in zip(batch, outcomes, strict=True):
             if not isinstance(appended, Appended):
                 reject(post.reply, appended)
                 continue
             if not appended.duplicate:
-                if not published:  # stored but not delivered: no ack, the client retries
-                    reject(post.reply, Unavailable("stored, but delivery is down; retry"))
-                    continue
                 if self.assistant.may_answer(post, self._settings):
                     self._tell_self(Prompted(post, appended.message.seq))
             resolve(post.reply, appended)
@@ -381,17 +389,34 @@ class RoomActor(Actor[RoomMessage]):
         half = len(posts) // 2
         return await self._store_posts(posts[:half]) + await self._store_posts(posts[half:])
 
-    async def _publish_stored(self, messages: list[StoredMessage]) -> bool:
-        """Publish a commit's new messages together; False when the bus refused them."""
-        if not messages:
-            return True
-        events = [RoomEvent.of(message.to_event()).pack() for message in messages]
+    async def _publish_stored(self, messages: list[StoredMessage]) -> None:
+        """Publish committed messages, after those the bus refused before, in `seq` order.
+
+        What the bus refuses waits in `_unpublished` (the relay) and goes out, first, on
+        the next commit or tick; meanwhile this instance's members get it at once. Only
+        the committer task calls this, so the relay has one writer. If this instance dies
+        before the bus returns, the other instances' rooms fetch what they missed from the
+        database (`_catch_up`).
+        """
+        events = [RoomEvent.of(message.to_event()) for message in messages]
+        self._unpublished.extend(events)
+        if not self._unpublished:
+            return
         try:
-            await self._bus.publish_many(topic(self.room_id), events)
-        except Exception:  # noqa: BLE001 - the caller refuses the acks
-            logger.warning("room %s: publish of %d failed", self.room_id, len(events))
-            return False
-        return True
+            packed = [event.pack() for event in self._unpublished]
+            await self._bus.publish_many(topic(self.room_id), packed)
+        except Exception as exc:  # noqa: BLE001 - kept for the next attempt
+            logger.warning(
+                "room %s: bus refused %d committed events; they wait: %r",
+                self.room_id,
+                len(self._unpublished),
+                exc,
+            )
+            del self._unpublished[:-UNPUBLISHED_LIMIT]  # the oldest are in the database
+            for event in events:
+                self._tell_self(Delivered(event))
+            return
+        self._unpublished.clear()
 
     def _tell_self(self, message: RoomMessage) -> None:
         try:
@@ -403,12 +428,38 @@ class RoomActor(Actor[RoomMessage]):
 
     async def _tick(self) -> None:
         await self._reload_settings()
+        await self._catch_up()
+        if self._unpublished:
+            self._has_pending.set()  # the committer tries the bus again
         local = {m.user.id: m.user.name for m in self.members.values()}
         try:
             await self._presence.refresh(self.room_id, local.items())
         except Exception as exc:  # noqa: BLE001 - presence is best effort; entries expire
             logger.warning("room %s: presence refresh failed: %r", self.room_id, exc)
         await self.assistant.tick()
+
+    async def _catch_up(self) -> None:
+        """Fetch from the database what was committed a tick ago and has still not come.
+
+        The bus brings every event of a live instance, and a later event shows a gap at
+        once. But an instance that committed messages and died before publishing them (its
+        relay died with it), or a Redis that lost its streams, may leave a gap that no later
+        event reveals. So each tick compares the room's `last_seq` read on the previous
+        tick with what was delivered; events still on their way are given a whole tick.
+        """
+        target = self._expected_seq
+        self._expected_seq = self._settings.last_seq if self._settings is not None else None
+        delivered = self.delivered_seq or 0
+        if target is None or target <= delivered:
+            return
+        try:
+            missed = await self._store.events_between(self.room_id, delivered, target)
+        except Exception as exc:  # noqa: BLE001 - the next tick tries again
+            logger.warning("room %s: catching up to %d failed: %r", self.room_id, target, exc)
+            return
+        logger.info("room %s: caught up %d..%d from storage", self.room_id, delivered + 1, target)
+        for payload in missed:
+            self._deliver(RoomEvent.of(payload))
 
     async def _reload_settings(self) -> None:
         """Pick up a changed mode or system prompt (every tick, and on `room_changed`)."""

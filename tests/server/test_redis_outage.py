@@ -1,4 +1,5 @@
-"""A Redis that is exhausted, down or just restarted is `unavailable`, never a 500.
+"""A Redis that is exhausted, down or just restarted is `unavailable`, never a 500, and
+the answer to a `send` tells the truth: committed is acked, refused is not stored.
 
 Each test runs an app on a redis-server of its own, which it stops and restarts for real on
 the same port; the database is the suite's PostgreSQL.
@@ -15,9 +16,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from storage import messages
+from storage.db import Database
 from tests.accounts import Account, signup
 from tests.conftest import AppFactory
-from tests.server.ws.helpers import closed_with, connect, receive
+from tests.server.ws.helpers import closed_with, connect, join, receive, shared_room
 from tests.services import RedisServer
 
 ME = "/api/v1/me"
@@ -188,3 +191,118 @@ async def test_the_first_requests_after_a_redis_restart_succeed_on_fresh_connect
     ]
 
     assert Counter(await asyncio.gather(*first)) == {"rest 200": 10, "ready": 10}
+
+
+# Sends: the answer tells the truth. Committed is acked; refused is not stored.
+
+
+async def _reply(ws: aiohttp.ClientWebSocketResponse, re: int) -> dict[str, Any]:
+    """The direct reply (`ack` or `error`) to the request with id `re`."""
+    while True:
+        frame = await receive(ws, timeout=30)
+        if frame.get("re") == re:
+            return frame
+
+
+async def _stored(database: Database, room_id: str) -> list[tuple[int, str | None]]:
+    async with database.reads() as session:
+        page = await messages.page(session, room_id, limit=100)
+    return [(message.seq, message.client_id) for message in page.items]
+
+
+async def _until_bus_is_down(client: TestClient) -> None:
+    """Until /ready says the instance no longer hears its own bus probe."""
+    async with asyncio.timeout(30):
+        while True:
+            response = await client.get("/ready")
+            if response.status == 503:
+                unreachable = (await response.json())["error"]["details"]["unreachable"]
+                if "bus" in unreachable:
+                    return
+            await asyncio.sleep(0.2)
+
+
+async def _until_ready(client: TestClient) -> None:
+    async with asyncio.timeout(30):
+        while (await client.get("/ready")).status != 200:
+            await asyncio.sleep(0.2)
+
+
+async def test_a_send_committed_while_redis_is_down_is_acked_and_reaches_the_room_here(
+    make_client: AppFactory, own_redis: RedisServer, database: Database
+) -> None:
+    client = await make_client(redis_url=own_redis.url)
+    setup = await shared_room(client, database, 2)
+    alice, bob = [await connect(client, account) for account in setup.accounts]
+    for ws in (alice, bob):
+        await join(ws, setup.room_id)
+    own_redis.stop()  # the instance has not noticed yet: the send is taken and committed
+
+    await alice.send_json(
+        {"type": "send", "room": setup.room_id, "body": "hi", "client_id": "c1", "id": 1}
+    )
+
+    assert await _reply(alice, 1) == {
+        "type": "ack",
+        "room": setup.room_id,
+        "seq": 1,
+        "client_id": "c1",
+        "re": 1,
+    }
+    assert (await receive(bob, "message", timeout=30))["seq"] == 1
+    assert await _stored(database, setup.room_id) == [(1, "c1")]
+
+
+async def test_a_send_refused_while_the_bus_is_down_is_not_stored_and_its_retry_is_acked(
+    make_client: AppFactory, own_redis: RedisServer, database: Database
+) -> None:
+    client = await make_client(redis_url=own_redis.url)
+    setup = await shared_room(client, database, 1)
+    alice = await connect(client, setup.accounts[0])
+    await join(alice, setup.room_id)
+    own_redis.stop()
+    await _until_bus_is_down(client)
+    send = {"type": "send", "room": setup.room_id, "body": "hi", "client_id": "c1"}
+
+    await alice.send_json({**send, "id": 1})
+    refused = await _reply(alice, 1)
+    assert (refused["type"], refused["code"]) == ("error", "unavailable")
+    assert await _stored(database, setup.room_id) == []
+
+    own_redis.start()
+    await _until_ready(client)
+    await alice.send_json({**send, "id": 2})
+    assert (await _reply(alice, 2))["seq"] == 1
+    assert await _stored(database, setup.room_id) == [(1, "c1")]
+
+
+async def test_a_room_list_cached_before_redis_fails_is_fresh_once_it_returns(
+    make_client: AppFactory, database: Database
+) -> None:
+    # Redis keeps its data across the restart (an fsynced append-only file), so the list
+    # cached before the failure is still there when it comes back.
+    durable = RedisServer("--appendonly", "yes", "--appendfsync", "always")
+    durable.start()
+    try:
+        client = await make_client(redis_url=durable.url)
+        setup = await shared_room(client, database, 1)
+        owner = setup.accounts[0]
+        rooms_url = f"/api/v1/teams/{setup.team_id}/rooms"
+
+        async def last_seq() -> int:
+            response = await client.get(rooms_url, headers=owner.headers)
+            assert response.status == 200, await response.text()
+            return int((await response.json())["items"][0]["last_seq"])
+
+        assert await last_seq() == 0  # now cached
+        alice = await connect(client, owner)
+        await join(alice, setup.room_id)
+        durable.stop()
+        await alice.send_json({"type": "send", "room": setup.room_id, "body": "hi", "id": 1})
+        assert (await _reply(alice, 1))["seq"] == 1  # its invalidation of the list failed
+        durable.start()
+        await _until_ready(client)
+
+        assert await last_seq() == 1
+    finally:
+        durable.destroy()
