@@ -14,7 +14,7 @@ from actors.actor import ActorSnapshot
 from actors.errors import ActorError
 from actors.group_commit import GroupCommit
 from actors.outbound import OutboundQueue
-from actors.ports import MessageStore, RoomDirectory, UserRef
+from actors.ports import MessageStore, RoomDirectory, Verified
 from actors.registry import Registry
 from actors.room import RoomActor
 from actors.room_messages import AssistantDeps, Changed, Deleted, FaultHook, Tick
@@ -97,17 +97,18 @@ class Hub:
 
     def open_session(
         self,
-        user: UserRef,
-        token_expires_at: float,
+        verified: Verified,
         close: Callable[[int, str], None],
         outbound: OutboundQueue,
     ) -> SessionActor:
         """Make and start the actor of a new authenticated connection; its frames go to
         `outbound`, which the websocket layer owns (it sizes it and drains it)."""
+        user = verified.user
         session = SessionActor(
             uuid.uuid4().hex,
             user,
-            token_expires_at,
+            verified.expires_at,
+            family_id=verified.family_id,
             rooms=self.room,
             directory=self._directory,
             verify=self._verify,
@@ -136,6 +137,14 @@ class Hub:
         sessions = self.sessions_of(user_id)
         for session in sessions:
             session.close(4401, "tokens revoked")
+        return len(sessions)
+
+    def revoke_sign_in(self, user_id: str, family_id: str) -> int:
+        """Close with 4401 every websocket of `user_id` living by a token of the sign-in
+        `family_id`; returns how many were open."""
+        sessions = [s for s in self.sessions_of(user_id) if s.family_id == family_id]
+        for session in sessions:
+            session.close(4401, "sign-in revoked")
         return len(sessions)
 
     def room_changed(self, room_id: str) -> None:

@@ -24,6 +24,16 @@ class UserRef:
         return {"id": self.id, "name": self.name}
 
 
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """What a verified access token vouches for: its user, its expiry (unix seconds), and
+    the sign-in it belongs to (the refresh family), whose revocation closes the session."""
+
+    user: UserRef
+    expires_at: float
+    family_id: str
+
+
 class MessageStore(Protocol):
     """Durable message history: the source of truth for `seq` (storage/messages.py)."""
 

@@ -19,7 +19,7 @@ from actors.actor import Actor
 from actors.errors import ActorError, MailboxFull
 from actors.events import error_frame, frame
 from actors.outbound import OutboundQueue
-from actors.ports import RoomDirectory, UserRef
+from actors.ports import RoomDirectory, UserRef, Verified
 from actors.requests import Auth, Cancel, Join, Leave, Ping, Request, Send, Typing
 from actors.room import RoomActor
 from actors.room_messages import CancelGeneration, Enter, Exit, Member, Post
@@ -31,8 +31,8 @@ from storage.types import is_id
 
 logger = logging.getLogger(__name__)
 
-#: Verifies an access token: the user and the token's expiry (unix seconds).
-Verifier = Callable[[str], Awaitable[tuple[UserRef, float]]]
+#: Verifies an access token: its user, expiry and sign-in. Raises Unauthorized.
+Verifier = Callable[[str], Awaitable[Verified]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +58,7 @@ class SessionActor(Actor[Request]):
         user: UserRef,
         token_expires_at: float,
         *,
+        family_id: str,
         rooms: Callable[[str], RoomActor],
         directory: RoomDirectory,
         verify: Verifier,
@@ -70,6 +71,7 @@ class SessionActor(Actor[Request]):
         self.session_id = session_id
         self.user = user
         self.token_expires_at = token_expires_at
+        self.family_id = family_id  # the sign-in of the token it lives by (the last auth)
         self.outbound = outbound
         self.joined: dict[str, RoomActor] = {}
         self.access: dict[str, RoomAccess] = {}
@@ -207,14 +209,15 @@ class SessionActor(Actor[Request]):
 
     async def _reauth(self, token: str, re: Any) -> None:
         try:
-            user, expires_at = await self._verify(token)
+            verified = await self._verify(token)
         except Unauthorized:
             self.close(4401, "invalid token")
             return
-        if user.id != self.user.id:
+        if verified.user.id != self.user.id:
             raise Invalid("token: belongs to another user")
-        self.token_expires_at = expires_at
-        self.ready(re, user)
+        self.token_expires_at = verified.expires_at
+        self.family_id = verified.family_id
+        self.ready(re, verified.user)
 
     def ready(self, re: Any, user: UserRef | None = None) -> None:
         """Queue `ready`: one shape after the first auth and after every re-auth."""

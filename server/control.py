@@ -1,6 +1,7 @@
 """The control stream: events every instance acts on, its own included.
 
-`user_revoked` closes the user's websockets everywhere (4401); `room_deleted` ends the
+`user_revoked` closes the user's websockets everywhere (4401), `sign_in_revoked` those of
+one sign-in (a refresh family: logout, refresh token reuse); `room_deleted` ends the
 room's subscriptions everywhere; `plan_changed` is informational (quotas read the plan
 from the database on every prompt, so a change applies at once on every instance).
 """
@@ -14,6 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from server.auth.revocation import Revoked
 from server.state import BUS, HUB, REVOCATIONS
 from storage.bus import BusEvent
 
@@ -58,10 +60,9 @@ def handler(app: web.Application) -> Any:
             logger.error("malformed control event %s", bus_event.id)
             return
         if kind == "user_revoked":
-            # Every listener of this instance (the hub closes the user's sockets).
-            task = asyncio.ensure_future(app[REVOCATIONS].notify_local(str(event["user_id"])))
-            _pending.add(task)
-            task.add_done_callback(_pending.discard)
+            _notify(app, Revoked(str(event["user_id"])))
+        elif kind == "sign_in_revoked":
+            _notify(app, Revoked(str(event["user_id"]), str(event["family_id"])))
         elif kind == "room_deleted":
             app[HUB].room_deleted(str(event["room_id"]))
         elif kind == "room_changed":
@@ -72,11 +73,22 @@ def handler(app: web.Application) -> Any:
     return on_event
 
 
+def _notify(app: web.Application, revoked: Revoked) -> None:
+    """Every listener of this instance (the hub closes the matching sockets)."""
+    task = asyncio.ensure_future(app[REVOCATIONS].notify_local(revoked))
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+
+
 async def subscribe(app: web.Application) -> Any:
     """Listen to the control topic and route revocations through it."""
 
-    async def publish_revocation(user_id: str) -> None:
-        await announce(app, {"type": "user_revoked", "user_id": user_id})
+    async def publish_revocation(revoked: Revoked) -> None:
+        if revoked.family_id is None:
+            await announce(app, {"type": "user_revoked", "user_id": revoked.user_id})
+        else:
+            event = {"user_id": revoked.user_id, "family_id": revoked.family_id}
+            await announce(app, {"type": "sign_in_revoked", **event})
 
     app[REVOCATIONS].route_through(publish_revocation)
     return await app[BUS].subscribe(TOPIC, handler(app))

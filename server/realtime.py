@@ -11,7 +11,7 @@ from aiohttp import web
 
 from actors.assistant import AssistantConfig
 from actors.hub import Hub, HubConfig
-from actors.ports import UserRef
+from actors.ports import Verified
 from actors.room_messages import AssistantDeps, FaultHook
 from actors.session import SessionLimits
 from server import control, ws
@@ -124,7 +124,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     metrics = app[METRICS]
     settings = app[SETTINGS]
 
-    async def verify(token: str) -> tuple[UserRef, float]:
+    async def verify(token: str) -> Verified:
         return await ws.verify_token(app, token)
 
     llm = build_llm(
@@ -183,6 +183,9 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     )
     app[HUB] = hub
     unregister = app[REVOCATIONS].register(lambda user_id: _revoked(hub, user_id))
+    unregister_sign_ins = app[REVOCATIONS].register_sign_in(
+        lambda user_id, family_id: _sign_in_revoked(hub, user_id, family_id)
+    )
     hub.start()
     control_subscription = await control.subscribe(app)
     if probe is not None:
@@ -194,6 +197,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     control_subscription.close()
     app[REVOCATIONS].route_through(None)
     unregister()
+    unregister_sign_ins()
     await hub.close()
     await llm.close()
 
@@ -201,6 +205,11 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
 def _revoked(hub: Hub, user_id: str) -> None:
     closed = hub.revoke_user(user_id)
     logger.info("tokens of user=%s revoked: closing %d websockets", user_id, closed)
+
+
+def _sign_in_revoked(hub: Hub, user_id: str, family_id: str) -> None:
+    closed = hub.revoke_sign_in(user_id, family_id)
+    logger.info("sign-in %s of user=%s revoked: closing %d websockets", family_id, user_id, closed)
 
 
 @answers(200, shapes.ActorTree, errors=(403,))

@@ -24,7 +24,7 @@ from aiohttp import WSMsgType, web
 from actors.errors import ActorError, MailboxFull
 from actors.events import error_frame
 from actors.hub import Hub
-from actors.ports import UserRef
+from actors.ports import UserRef, Verified
 from actors.requests import Auth, decode_frame, parse_request, request_id
 from actors.session import SessionActor
 from errors import Forbidden, Invalid, Unauthorized, Unavailable
@@ -53,10 +53,10 @@ def ws_transport(ws: web.WebSocketResponse) -> asyncio.Transport | None:
     return transport
 
 
-async def verify_token(app: web.Application, token: str) -> tuple[UserRef, float]:
-    """The user behind an access token and when it expires. Raises Unauthorized."""
+async def verify_token(app: web.Application, token: str) -> Verified:
+    """The user behind an access token, when it expires, its sign-in. Raises Unauthorized."""
     user, claims = await app[TOKENS].authenticate(token)
-    return UserRef(user.id, user.name), float(claims.expires_at)
+    return Verified(UserRef(user.id, user.name), float(claims.expires_at), claims.session_id)
 
 
 def origin_allowed(request: web.Request, origin: str) -> bool:
@@ -271,7 +271,7 @@ class Connection:
 
 async def _first_frame_auth(
     app: web.Application, ws: web.WebSocketResponse
-) -> tuple[UserRef, float, Any] | None:
+) -> tuple[Verified, Any] | None:
     """Wait for the `auth` frame; None (and the socket closed) when it does not come right."""
     try:
         message = await ws.receive(timeout=AUTH_DEADLINE)
@@ -287,7 +287,7 @@ async def _first_frame_auth(
         request = parse_request(orjson.loads(message.data))
         if not isinstance(request, Auth):
             raise Unauthorized("the first frame must be auth")
-        user, expires = await verify_token(app, request.token)
+        verified = await verify_token(app, request.token)
     except (orjson.JSONDecodeError, Invalid, Unauthorized):
         await ws.close(code=4401, message=b"not authenticated")
         return None
@@ -298,7 +298,7 @@ async def _first_frame_auth(
         await ws.send_str(error_frame("unavailable", reason, request.id).decode())
         await ws.close(code=1011, message=b"authentication unavailable")
         return None
-    return user, expires, request.id
+    return verified, request.id
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
@@ -316,10 +316,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     # aiohttp refuses a message of `max_msg_size` bytes already (1009), hence the + 1.
     ws = web.WebSocketResponse(max_msg_size=MAX_FRAME + 1, autoping=False, compress=False)
     await ws.prepare(request)
-    authed = (*header_auth, None) if header_auth else await _first_frame_auth(app, ws)
+    authed = (header_auth, None) if header_auth else await _first_frame_auth(app, ws)
     if authed is None:
         return ws
-    user, expires, re = authed
+    verified, re = authed
     settings, hub, heartbeat = app[SETTINGS], app[HUB], app[HEARTBEAT_KEY]
     bucket = TokenBucket(settings.ws_frames_per_second, settings.ws_burst)
     connection = Connection(ws, hub, bucket, heartbeat)
@@ -328,7 +328,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         soft_limit=settings.ws_outbound_soft_limit,
         hard_limit=settings.ws_outbound_hard_limit,
     )
-    session = hub.open_session(user, expires, connection.close_soon, outbound)
+    session = hub.open_session(verified, connection.close_soon, outbound)
     session.ready(re)
     await connection.serve(session)
     return ws

@@ -121,7 +121,7 @@ class Accounts:
         self, user: UserRecord, claims: AccessClaims, refresh_token: str | None
     ) -> None:
         """Revoke the calling sign-in, access token included (and `refresh_token`'s)."""
-        await self._tokens.revoke_session(claims.session_id)
+        await self._tokens.revoke_session(user.id, claims.session_id)
         if refresh_token is not None:
             await self._tokens.revoke_refresh_token(user.id, refresh_token)
 

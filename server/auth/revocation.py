@@ -1,13 +1,15 @@
-"""The hook other layers use to hear that a user's tokens were all revoked.
+"""The hook other layers use to hear that tokens were revoked: all of a user's, or one sign-in's.
 
 Logout-all, password change and password reset call `Revocations.user_revoked(user_id)`;
-the websocket layer registers a callback that closes that user's live sessions with 4401.
+logout and the reuse of a spent refresh token call `sign_in_revoked(user_id, family_id)`
+(a sign-in is a refresh family, the `sid` of its access tokens). The websocket layer
+registers callbacks that close the matching live sessions with 4401.
 
 Across instances: once `route_through` is given a publisher (server/control.py does it
-at start-up), `user_revoked` publishes `{"type": "user_revoked", "user_id"}` on the
-`control` topic, and every instance's control reader calls `notify_local(user_id)`, this
-one's included. When publishing fails, only this process's callbacks run; elsewhere the
-revoked tokens still fail at their next check (token version, denylist).
+at start-up), each revocation is published on the `control` topic, and every instance's
+control reader calls `notify_local`, this one's included. When publishing fails, only
+this process's callbacks run; elsewhere the revoked tokens still fail at their next check
+(token version, revoked family).
 """
 
 from __future__ import annotations
@@ -15,51 +17,94 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
 
 logger = logging.getLogger(__name__)
 
 RevokedCallback = Callable[[str], Awaitable[None] | None]
+SignInRevokedCallback = Callable[[str, str], Awaitable[None] | None]
+C = TypeVar("C", RevokedCallback, SignInRevokedCallback)
+
+
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    """Every token of `user_id` was revoked, or only those of the sign-in `family_id`."""
+
+    user_id: str
+    family_id: str | None = None
 
 
 class Revocations:
-    """A registry of `on_user_revoked(user_id)` callbacks, sync or async."""
+    """A registry of callbacks, sync or async: `on_user_revoked(user_id)` and
+    `on_sign_in_revoked(user_id, family_id)`."""
 
     def __init__(self) -> None:
         self._callbacks: list[RevokedCallback] = []
-        self._route: Callable[[str], Awaitable[None]] | None = None
+        self._sign_in_callbacks: list[SignInRevokedCallback] = []
+        self._route: Callable[[Revoked], Awaitable[None]] | None = None
 
-    def route_through(self, publish: Callable[[str], Awaitable[None]] | None) -> None:
+    def route_through(self, publish: Callable[[Revoked], Awaitable[None]] | None) -> None:
         """Send revocations through `publish` (the control stream) so every instance hears
         them, its own included; without a route, or when publishing fails, only this
         process's callbacks run."""
         self._route = publish
 
     def register(self, callback: RevokedCallback) -> Callable[[], None]:
-        """Call `callback(user_id)` on every revocation; returns a function that unregisters."""
-        self._callbacks.append(callback)
+        """Call `callback(user_id)` on every revocation of all of a user's tokens; returns
+        a function that unregisters."""
+        return _add(self._callbacks, callback)
 
-        def unregister() -> None:
-            if callback in self._callbacks:
-                self._callbacks.remove(callback)
-
-        return unregister
+    def register_sign_in(self, callback: SignInRevokedCallback) -> Callable[[], None]:
+        """Call `callback(user_id, family_id)` on every revocation of one sign-in; returns a
+        function that unregisters."""
+        return _add(self._sign_in_callbacks, callback)
 
     async def user_revoked(self, user_id: str) -> None:
         """Every token of `user_id` was revoked: tell whoever holds their live sessions."""
+        await self._announce(Revoked(user_id))
+
+    async def sign_in_revoked(self, user_id: str, family_id: str) -> None:
+        """The tokens of one sign-in of `user_id` were revoked: tell whoever holds its
+        live sessions."""
+        await self._announce(Revoked(user_id, family_id))
+
+    async def _announce(self, revoked: Revoked) -> None:
         if self._route is not None:
             try:
-                await self._route(user_id)
+                await self._route(revoked)
                 return
             except Exception as exc:  # the bus is down: at least this instance acts
-                logger.warning("revocation for user=%s not routed: %r", user_id, exc)
-        await self.notify_local(user_id)
+                logger.warning("revocation %s not routed: %r", revoked, exc)
+        await self.notify_local(revoked)
 
-    async def notify_local(self, user_id: str) -> None:
+    async def notify_local(self, revoked: Revoked) -> None:
         """Run this process's callbacks; one failing callback does not stop the others."""
-        for callback in tuple(self._callbacks):
-            try:
-                result = callback(user_id)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:  # a broken listener must not undo the revocation itself
-                logger.exception("revocation callback failed for user=%s", user_id)
+        family_id = revoked.family_id
+        if family_id is None:
+            for callback in tuple(self._callbacks):
+                await _guarded(revoked, callback, revoked.user_id)
+        else:
+            for sign_in_callback in tuple(self._sign_in_callbacks):
+                await _guarded(revoked, sign_in_callback, revoked.user_id, family_id)
+
+
+async def _guarded(
+    revoked: Revoked, callback: Callable[..., Awaitable[None] | None], *args: str
+) -> None:
+    try:
+        result = callback(*args)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:  # a broken listener must not undo the revocation itself
+        logger.exception("revocation callback failed for %s", revoked)
+
+
+def _add(callbacks: list[C], callback: C) -> Callable[[], None]:
+    callbacks.append(callback)
+
+    def unregister() -> None:
+        if callback in callbacks:
+            callbacks.remove(callback)
+
+    return unregister

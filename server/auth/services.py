@@ -34,7 +34,7 @@ async def auth_services(app: web.Application) -> AsyncIterator[None]:
     """A cleanup context: runs after `_storage` and `_jobs`, whose resources it uses."""
     settings, database, kv = app[SETTINGS], app[DATABASE], app[KV]
     app[PASSWORDS] = passwords = Passwords(settings.argon2)
-    app[TOKENS] = tokens = TokenService(settings, database, kv)
+    app[TOKENS] = tokens = TokenService(settings, database, kv, app[REVOCATIONS])
     app[RATE_LIMITER] = limiter = RateLimiter(kv)
     app[TWO_FACTOR] = two_factor = TwoFactor(database)
     lockout = Lockout(database, kv)

@@ -29,6 +29,7 @@ import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from errors import Unauthorized
+from server.auth.revocation import Revocations
 from server.config import Settings
 from storage import tokens as refresh_store
 from storage import users
@@ -90,7 +91,14 @@ def hash_refresh_token(token: str) -> str:
 class TokenService:
     """Issues and checks tokens; revocations are kept in the database, cached in `kv`."""
 
-    def __init__(self, settings: Settings, database: Database, kv: KeyValue) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        kv: KeyValue,
+        revocations: Revocations | None = None,
+    ) -> None:
+        """`revocations` hears of every sign-in revoked here (to close its websockets)."""
         self._key = settings.secret_key
         self._access_ttl = settings.access_token_ttl
         self._refresh_ttl = timedelta(seconds=settings.refresh_token_ttl)
@@ -98,6 +106,7 @@ class TokenService:
         self._kv = kv
         # A revoked family's access tokens are all expired one access TTL after it.
         self._families = RevokedFamilies(database, kv, revoked_ttl=settings.access_token_ttl)
+        self._revocations = revocations or Revocations()
 
     def encode_access(self, user: UserRecord, session_id: str) -> str:
         now = int(time.time())
@@ -173,8 +182,8 @@ class TokenService:
             if spent.outcome is Spent.OK and user is not None and spent.family_id:
                 refresh = await self._add_refresh(session, user.id, spent.family_id)
                 await self._prune(session)
-        if spent.outcome is Spent.REUSED and spent.family_id is not None:
-            await self._families.revoked(spent.family_id)
+        if spent.outcome is Spent.REUSED and spent.user_id and spent.family_id:
+            await self._revoked(spent.user_id, spent.family_id)
         if refresh is None or user is None or spent.family_id is None:
             raise Unauthorized("invalid refresh token")
         return TokenPair(self.encode_access(user, spent.family_id), refresh, self._access_ttl)
@@ -199,15 +208,21 @@ class TokenService:
         """Keep one access token valid across a token version bump (password change)."""
         await self._kv.set(_CARRY + claims.jti, str(version).encode(), ttl=claims.remaining())
 
-    async def revoke_session(self, family_id: str) -> None:
-        """Revoke a sign-in: its refresh tokens and the access tokens carrying its `sid`."""
+    async def revoke_session(self, user_id: str, family_id: str) -> None:
+        """Revoke a sign-in: its refresh tokens, the access tokens carrying its `sid`, and
+        the websockets opened with them (on every instance)."""
         async with self._database.sessions.begin() as session:
             await refresh_store.revoke_family(session, family_id, datetime.now(UTC))
+        await self._revoked(user_id, family_id)
+
+    async def _revoked(self, user_id: str, family_id: str) -> None:
+        """After the commit: the cache first (no request may pass any more), then sockets."""
         await self._families.revoked(family_id)
+        await self._revocations.sign_in_revoked(user_id, family_id)
 
     async def revoke_refresh_token(self, user_id: str, refresh_token: str) -> None:
         """Revoke the family of `refresh_token` when it belongs to `user_id`; else nothing."""
         async with self._database.sessions.begin() as session:
             found = await refresh_store.family_of(session, hash_refresh_token(refresh_token))
         if found is not None and found[0] == user_id:
-            await self.revoke_session(found[1])
+            await self.revoke_session(user_id, found[1])

@@ -39,6 +39,21 @@ async def test_revocations_call_sync_and_async_callbacks_and_survive_a_broken_on
     assert heard == ["u1", "async u1", "u2"]
 
 
+async def test_a_revoked_sign_in_reaches_sign_in_callbacks_only() -> None:
+    revocations = Revocations()
+    users: list[str] = []
+    sign_ins: list[tuple[str, str]] = []
+    revocations.register(users.append)
+    unregister = revocations.register_sign_in(lambda user, family: sign_ins.append((user, family)))
+    await revocations.sign_in_revoked("u1", "f1")
+    await revocations.user_revoked("u2")
+    assert sign_ins == [("u1", "f1")]
+    assert users == ["u2"]
+    unregister()
+    await revocations.sign_in_revoked("u1", "f2")
+    assert sign_ins == [("u1", "f1")]
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [

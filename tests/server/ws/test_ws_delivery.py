@@ -178,3 +178,21 @@ async def test_admin_sees_the_actor_tree_and_others_are_forbidden(client, databa
     assert rooms["children"][0]["name"] == f"room:{setup.room_id}"
     assert {"mailbox_depth", "restarts", "age_seconds"} <= set(rooms["children"][0])
     await ws.close()
+
+
+async def test_logout_closes_the_sockets_of_that_sign_in_with_4401_and_no_others(client, database):
+    setup = await shared_room(client, database, 1)
+    account = setup.accounts[0]
+    login = await client.post(
+        "/api/v1/auth/login", json={"email": account.email, "password": account.password}
+    )
+    other_access = (await login.json())["access_token"]
+    signed_out = await connect(client, account)
+    other = await client.ws_connect("/ws", headers={"Authorization": f"Bearer {other_access}"})
+    await receive(other, "ready")
+    response = await client.post("/api/v1/auth/logout", headers=account.headers)
+    assert response.status == 204
+    assert await closed_with(signed_out, timeout=1.5) == 4401
+    await other.send_json({"type": "ping"})
+    assert (await receive(other))["type"] == "pong"
+    await other.close()
