@@ -259,6 +259,21 @@ async def _chain(
     return 0
 
 
+async def _revive(group: Instances, clock: Clock) -> int:
+    """Start instances that are down at the end (a failed restart, or a kill from outside).
+
+    Returns how many were down: each one fails the run, but the audit can still be made.
+    """
+    down = [instance for instance in group if not instance.running]
+    for instance in down:
+        clock.say(f"instance {instance.name} is not running at the end; starting it")
+        try:
+            await instance.start()
+        except InstanceFailed as exc:
+            clock.say(f"FAILED: start instance {instance.name}: {exc}")
+    return len(down)
+
+
 async def _settle(
     http: aiohttp.ClientSession, base: str, owner: str, clients: list[ChaosClient], limit: float
 ) -> float:
@@ -302,7 +317,10 @@ async def _traffic(
         failed = await chaos
         sending.clear()
         clock.say("traffic stops; settling")
-        survivor = next(instance for instance in group if instance.running)
+        failed += await _revive(group, clock)
+        survivor = next((instance for instance in group if instance.running), None)
+        if survivor is None:
+            raise RuntimeError("no instance is running to read the history from")
         waited = await _settle(http, survivor.url, owner, clients, args.settle)
         clock.say(f"settled after {waited:.1f} s")
         history = {room: await read_history(http, survivor.url, owner, room) for room in rooms}

@@ -150,7 +150,7 @@ def _client_line(client: ChaosClient) -> str:
     return (
         f"{client.name} room={client.room[:8]} acked={len(client.acks)} "
         f"unacked={client.unacked()} received={len(client.seen)} highest={client.highest} "
-        f"connects={tally.connects} failed={tally.connect_failures} "
+        f"connects={tally.connects} failed={dict(tally.failed_at)} "
         f"closes={dict(tally.close_codes)} errors={dict(tally.send_errors)} "
         f"silent={tally.silent} instances={'>'.join(client.visited)}"
     )

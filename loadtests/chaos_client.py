@@ -66,6 +66,7 @@ class Tally:
 
     connects: int = 0
     connect_failures: int = 0
+    failed_at: Counter[str] = field(default_factory=Counter)  # "port error" of failed connects
     close_codes: Counter[str] = field(default_factory=Counter)
     send_errors: Counter[str] = field(default_factory=Counter)
     join_errors: Counter[str] = field(default_factory=Counter)
@@ -78,10 +79,15 @@ class Tally:
     acks_ahead: int = 0  # acks whose seq was above highest + 1 when they came
 
 
+def _port(url: str) -> str:
+    return url.rsplit(":", 1)[-1]
+
+
 class ChaosClient:
     """One account in one room, over any of `urls`, resuming and resending until stopped.
 
-    The first connection goes to `urls[0]`, every reconnection to one chosen at random.
+    The first connection goes to `urls[0]`, every reconnection to one chosen at random,
+    other than the one a connection attempt just failed on.
     """
 
     def __init__(
@@ -164,11 +170,14 @@ class ChaosClient:
                     timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
                     max_msg_size=4 * 1024 * 1024,
                 )
-            except (aiohttp.ClientError, OSError, TimeoutError):
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 self.tally.connect_failures += 1
+                self.tally.failed_at[f"{_port(url)} {type(exc).__name__}"] += 1
+                failed = url
             else:
+                failed = None
                 self.tally.connects += 1
-                self.visited.append(url.rsplit(":", 1)[-1])
+                self.visited.append(_port(url))
                 await self._serve(ws)
                 self.tally.close_codes[str(ws.close_code)] += 1
                 if time.monotonic() - opened >= STABLE_AFTER:
@@ -177,7 +186,9 @@ class ChaosClient:
                 return
             await asyncio.sleep(self._rng.uniform(0.0, delay))  # full jitter
             delay = min(delay * 2, self._backoff_max)
-            url = self._rng.choice(self._urls)  # any instance: a load balancer's choice
+            # Any instance, as a load balancer would choose; but not the one that just
+            # refused, as its health check would.
+            url = self._rng.choice([other for other in self._urls if other != failed] or self._urls)
 
     async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self._ws, self._joined = ws, False
