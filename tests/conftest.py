@@ -87,6 +87,15 @@ def redis_url() -> Iterator[str]:
     server.destroy()
 
 
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server for this test alone, free to stop and start again (empty) on its port."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.destroy()
+
+
 @pytest.fixture(scope="session")
 async def session_database(database_url: str) -> AsyncIterator[Database]:
     database = Database(database_url, pool_size=2)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -24,15 +24,6 @@ from tests.server.ws.helpers import closed_with, connect, join, receive, shared_
 from tests.services import RedisServer
 
 ME = "/api/v1/me"
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A redis-server for this test alone, free to stop and start again on its port."""
-    server = RedisServer()
-    server.start()
-    yield server
-    server.destroy()
 
 
 @pytest.fixture

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import event, select
 
 from server.state import DATABASE
@@ -23,15 +21,6 @@ from tests.accounts import signup
 from tests.instances import launched
 from tests.server.auth.test_tokens import LOGOUT, ME, bearer, refresh
 from tests.services import RedisServer
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A redis-server for this test alone, to stop and start again (empty) on its port."""
-    server = RedisServer()
-    server.start()
-    yield server
-    server.destroy()
 
 
 async def test_a_logged_out_token_stays_refused_after_redis_restarts_empty(

@@ -6,24 +6,14 @@ stopped and started again for real on the same port (empty: it persists nothing)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
-import pytest
 
 from storage.db import Database
 from tests.instances import launched
 from tests.server.ws.helpers import connect, join, receive, shared_room
 from tests.services import RedisServer
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.destroy()
 
 
 async def _reply(ws: aiohttp.ClientWebSocketResponse, re: int) -> dict[str, Any]:
