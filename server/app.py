@@ -10,6 +10,7 @@ from aiohttp import web
 
 from server import api_reference, openapi, realtime
 from server.config import Settings
+from server.forwarded import forwarded_middleware
 from server.http import auth, billing, health, pages, rooms, teams
 from server.metrics import Metrics
 from server.middleware import error_middleware, metrics_middleware, request_id_middleware
@@ -75,7 +76,12 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     """Build the application for `settings`; resources open on startup, close on cleanup."""
     app = web.Application(
-        middlewares=[request_id_middleware, metrics_middleware, error_middleware],
+        middlewares=[
+            request_id_middleware,  # first: the access line reads the id off its request
+            forwarded_middleware(settings.trusted_proxies, settings.proxy_headers),
+            metrics_middleware,
+            error_middleware,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

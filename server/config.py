@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import secrets
@@ -13,6 +14,8 @@ from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 Env = Literal["development", "production", "test"]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+ProxyHeaders = Literal["x-forwarded", "forwarded"]
 
 
 class ConfigError(Exception):
@@ -56,6 +59,9 @@ class Settings:
     redis_pool_timeout: float = 1.0
     secret_key: str = field(default="", repr=False)
     allowed_origins: tuple[str, ...] = ()
+    # Peers whose forwarding headers (`proxy_headers`) name the client: server/forwarded.py.
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    proxy_headers: ProxyHeaders = "x-forwarded"
     gemini_api_key: str | None = field(default=None, repr=False)
     gemini_model: str = "gemini-2.5-flash"
     gemini_base_url: str | None = None
@@ -204,6 +210,23 @@ def _origins(read: _Environment) -> tuple[str, ...]:
     return origins
 
 
+def _trusted_proxies(read: _Environment) -> tuple[IPNetwork, ...]:
+    """TRUSTED_PROXIES: `*`, or IP addresses and CIDR networks split by commas."""
+    items = [item.strip() for item in read.text("TRUSTED_PROXIES", "").split(",")]
+    if "*" in items:
+        return (ipaddress.IPv4Network("0.0.0.0/0"), ipaddress.IPv6Network("::/0"))
+    try:
+        return tuple(ipaddress.ip_network(item) for item in items if item)
+    except ValueError as exc:  # strict: host bits set in a network is a typo
+        raise ConfigError(
+            f"TRUSTED_PROXIES must list IP addresses and networks like 10.0.0.0/8, or *: {exc}"
+        ) from None
+
+
+def _proxy_headers(read: _Environment) -> ProxyHeaders:
+    return read.choice("PROXY_HEADERS", "x-forwarded", ("x-forwarded", "forwarded"))  # type: ignore[return-value]
+
+
 def _database_url(read: _Environment, var_dir: Path) -> str:
     from storage.db import normalize_url
 
@@ -333,6 +356,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         redis_pool_timeout=read.number("REDIS_POOL_TIMEOUT", 1.0),
         secret_key=_secret_key(read, env, var_dir),
         allowed_origins=_origins(read),
+        trusted_proxies=_trusted_proxies(read),
+        proxy_headers=_proxy_headers(read),
         gemini_api_key=read.optional("GEMINI_API_KEY"),
         gemini_model=read.text("GEMINI_MODEL", "gemini-2.5-flash"),
         gemini_base_url=read.web_url("GEMINI_BASE_URL"),

@@ -21,6 +21,9 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 #: The same id on the request itself: its access line is written after the handler (and
 #: the context variable's value with it) is gone.
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
+#: The client's address behind a trusted proxy, for the access line: it is handed the
+#: request as received, whose `remote` is the proxy's (server/forwarded.py sets this).
+CLIENT_ADDRESS_KEY = web.RequestKey("client_address", str)
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -63,7 +66,7 @@ class AccessLogger(AbstractAccessLogger):
             "path": request.path,
             "status": response.status,
             "duration_ms": round(time * 1000, 1),
-            "remote": request.remote,
+            "remote": request.get(CLIENT_ADDRESS_KEY, request.remote),
         }
         request_id = request.get(REQUEST_ID_KEY)  # none when refused before the middleware
         if request_id is not None:

@@ -59,12 +59,28 @@ async def verify_token(app: web.Application, token: str) -> Verified:
     return Verified(UserRef(user.id, user.name), float(claims.expires_at), claims.session_id)
 
 
+def _origin_key(url: str) -> tuple[str, str, int] | None:
+    """Scheme, host and port of an origin or URL, the default port written out; None if
+    it names no host (`null`, garbage)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    except ValueError:  # a port that is no number, an unclosed IPv6 bracket
+        return None
+    if not parts.hostname or port is None:
+        return None
+    return parts.scheme.lower(), parts.hostname, port
+
+
 def origin_allowed(request: web.Request, origin: str) -> bool:
-    """Allowed origins from settings, or the server's own origin (same-origin pages)."""
-    allowed = request.app[SETTINGS].allowed_origins
-    if origin.rstrip("/") in allowed or "*" in allowed:
+    """Allowed origins from settings, PUBLIC_URL's, or the one the client reached (scheme
+    and host, as a trusted proxy forwards them): same-origin pages."""
+    settings = request.app[SETTINGS]
+    if origin.rstrip("/") in settings.allowed_origins or "*" in settings.allowed_origins:
         return True
-    return urlsplit(origin).netloc == request.host
+    own = (settings.public_url, f"{request.scheme}://{request.host}")
+    key = _origin_key(origin)
+    return key is not None and key in {_origin_key(url) for url in own}
 
 
 @dataclass(slots=True)

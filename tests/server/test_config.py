@@ -69,6 +69,9 @@ def test_secrets_stay_out_of_the_settings_repr(tmp_path) -> None:
         ("SMTP_URL", "mail.example.com", "must look like smtp://user:pass@host:587"),
         ("ALLOWED_ORIGINS", "https://a.example, b.example", "got 'b.example'"),
         ("MAIL_FROM", "Roomcast", "must be an address like Roomcast <bot@example.com>"),
+        ("TRUSTED_PROXIES", "10.0.0.1, nginx", "'nginx' does not appear to be an IPv4 or IPv6"),
+        ("TRUSTED_PROXIES", "10.0.0.1/8", "10.0.0.1/8 has host bits set"),
+        ("PROXY_HEADERS", "x-real-ip", "must be one of x-forwarded, forwarded, got 'x-real-ip'"),
     ],
 )
 def test_malformed_values_are_refused_in_one_line_with_their_name(
@@ -108,6 +111,17 @@ def test_well_formed_values_are_taken(tmp_path) -> None:
     assert settings.redis_cluster
     assert settings.allowed_origins == ("https://chat.example.com", "capacitor://localhost")
     assert settings.public_url == "https://chat.example.com"
+
+
+def test_trusted_proxies_are_addresses_and_networks_or_any_and_none_by_default(tmp_path) -> None:
+    def trusted(value: str) -> list[str]:
+        settings = load_settings({"VAR_DIR": str(tmp_path), "TRUSTED_PROXIES": value})
+        return [str(network) for network in settings.trusted_proxies]
+
+    assert trusted("") == []
+    assert trusted("10.0.0.0/8, 127.0.0.1,fd00::/8") == ["10.0.0.0/8", "127.0.0.1/32", "fd00::/8"]
+    assert trusted("*") == ["0.0.0.0/0", "::/0"]
+    assert load_settings({"VAR_DIR": str(tmp_path)}).proxy_headers == "x-forwarded"
 
 
 def test_a_var_dir_that_cannot_hold_the_secret_is_a_configuration_error(tmp_path) -> None:
