@@ -387,7 +387,7 @@ async def test_at_once_declines_on_sqlite(tmp_path, world) -> None:
 
 async def test_at_once_and_exact_batches_racing_over_two_rooms_stay_gap_free(database) -> None:
     """Many connections, batches over both rooms in either order, both paths at once."""
-    wide = Database(database.url, pool_size=20)
+    wide = Database(database.url, pool_size=30)  # 30 + 30 overflow: one for each of 60 tasks
     try:
         ada, crew, lobby = await seed.user_team_room(wide)
         async with wide.sessions.begin() as session:
