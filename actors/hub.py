@@ -11,14 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from actors.actor import ActorSnapshot
-from actors.errors import ActorError
+from actors.errors import ActorError, MailboxFull
 from actors.group_commit import GroupCommit
 from actors.outbound import OutboundQueue
 from actors.ports import MessageStore, RoomDirectory, Verified
 from actors.registry import Registry
 from actors.room import RoomActor
 from actors.room_messages import AssistantDeps, Changed, Deleted, FaultHook, Tick
-from actors.session import SessionActor, SessionLimits, Verifier
+from actors.session import SessionActor, SessionLimits, TeamLeft, Verifier
 from actors.supervisor import RestartPolicy, Supervisor
 from storage.bus import Bus
 from storage.presence import MemoryPresence, Presence
@@ -146,6 +146,17 @@ class Hub:
         for session in sessions:
             session.close(4401, "sign-in revoked")
         return len(sessions)
+
+    def member_removed(self, team_id: str, user_id: str) -> None:
+        """`user_id` is no longer in the team: their sessions here leave its rooms."""
+        for session in self.sessions_of(user_id):
+            try:
+                session.tell(TeamLeft(team_id))
+            except MailboxFull:
+                # Its requests would keep the rooms open until handled: end it instead.
+                session.close(1011, "room access changed")
+            except ActorError:
+                pass  # the session is ending, and its rooms with it
 
     def room_changed(self, room_id: str) -> None:
         """The room's settings changed: its live actor reloads them."""

@@ -36,6 +36,7 @@ from actors.room_messages import (
     FaultHook,
     FillGap,
     GenerationDone,
+    LeftReason,
     Member,
     Post,
     Prompted,
@@ -176,8 +177,8 @@ class RoomActor(Actor[RoomMessage]):
                 self._has_pending.set()
             case Enter():
                 await self._enter(message)
-            case Exit(session_id=session_id):
-                await self._exit(session_id)
+            case Exit(session_id=session_id, reason=reason):
+                await self._exit(session_id, reason)
             case Typing(user=user):
                 typing = {"type": "typing", "room": self.room_id, "user": user.to_json()}
                 await self._publish(RoomEvent.of(typing, origin=user.id))
@@ -218,8 +219,10 @@ class RoomActor(Actor[RoomMessage]):
         if first_of_user:
             await self._announce(member.user, "online")
 
-    async def _exit(self, session_id: str) -> None:
+    async def _exit(self, session_id: str, reason: LeftReason | None = None) -> None:
         member = self.members.pop(session_id, None)
+        if member is not None and reason is not None:
+            member.outbound.put(self._left_frame(reason), "left")  # after all it got
         if member is not None and not self._has_user(member.user.id):
             await self._went_offline(member.user)
 
@@ -471,8 +474,11 @@ class RoomActor(Actor[RoomMessage]):
         if room is not None:
             self._settings = room
 
+    def _left_frame(self, reason: LeftReason) -> bytes:
+        return frame({"type": "left", "room": self.room_id, "reason": reason})
+
     def _deleted(self) -> None:
-        gone = frame({"type": "left", "room": self.room_id, "reason": "deleted"})
+        gone = self._left_frame(LeftReason.DELETED)
         for member in self.members.values():
             member.outbound.put(gone, "left")
         self.members.clear()

@@ -7,6 +7,7 @@ time in `RoomActor.on_receive`.
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,9 +38,19 @@ class Enter:
     reply: asyncio.Future[int]
 
 
+class LeftReason(enum.StrEnum):
+    """Why a room sends a member `left` unasked (docs/protocol.md, `left`)."""
+
+    DELETED = "deleted"  # the room, or its team, was deleted
+    REMOVED = "removed"  # the user is no longer in the room's team (removed, or left it)
+
+
 @dataclass(frozen=True, slots=True)
 class Exit:
+    """A session leaves; with a `reason`, the room tells it `left` after its last event."""
+
     session_id: str
+    reason: LeftReason | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from actors.outbound import OutboundQueue
 from actors.ports import RoomDirectory, UserRef, Verified
 from actors.requests import Auth, Cancel, Join, Leave, Ping, Request, Send, Typing
 from actors.room import RoomActor
-from actors.room_messages import CancelGeneration, Enter, Exit, Member, Post
+from actors.room_messages import CancelGeneration, Enter, Exit, LeftReason, Member, Post
 from actors.room_messages import Typing as RoomTyping
 from errors import Forbidden, Invalid, NotFound, RateLimited, RoomcastError, Unauthorized
 from storage.messages import Appended, Author, NewMessage
@@ -36,6 +36,14 @@ Verifier = Callable[[str], Awaitable[Verified]]
 
 
 @dataclass(frozen=True, slots=True)
+class TeamLeft:
+    """The hub's word, not a client's: the user is no longer in the team (removed, or they
+    left it), so the session leaves the team's rooms."""
+
+    team_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class SessionLimits:
     join_timeout: float = 10.0
     expiry_grace: float = 60.0
@@ -43,7 +51,7 @@ class SessionLimits:
     heartbeat: float = 25.0
 
 
-class SessionActor(Actor[Request]):
+class SessionActor(Actor[Request | TeamLeft]):
     """One connection's state: its user, its rooms, its outbound queue.
 
     On demand: a connection is mostly quiet, so its actor has a task only while its
@@ -95,7 +103,10 @@ class SessionActor(Actor[Request]):
             self._exit(room)
         self.joined.clear()
 
-    async def on_receive(self, message: Request) -> None:
+    async def on_receive(self, message: Request | TeamLeft) -> None:
+        if isinstance(message, TeamLeft):
+            self._lose([r for r, a in self.access.items() if a.room.team_id == message.team_id])
+            return
         try:
             await self._handle(message)
         except RoomcastError as exc:
@@ -144,6 +155,24 @@ class SessionActor(Actor[Request]):
             del self.joined[room_id]
             raise NotFound("the room is gone; join again")
         return room
+
+    def _lose(self, room_ids: Iterable[str]) -> None:
+        """Leave rooms the user may no longer enter. Each room answers `left` `removed`
+        after the last event it had for this session; from then on the room is as never
+        joined (`forbidden`)."""
+        for room_id in list(room_ids):
+            self.access.pop(room_id, None)
+            room = self.joined.pop(room_id, None)
+            if room is None:
+                continue
+            try:
+                room.tell(Exit(self.session_id, LeftReason.REMOVED))
+            except MailboxFull:
+                # The room would go on delivering to us: end the connection instead.
+                self.close(1011, "room access changed")
+            except ActorError:  # the room has stopped: nothing more comes from it
+                left = {"type": "left", "room": room_id, "reason": LeftReason.REMOVED}
+                self.outbound.put(frame(left), "left")
 
     def _exit(self, room: RoomActor) -> None:
         try:
@@ -200,7 +229,13 @@ class SessionActor(Actor[Request]):
 
     async def _cancel(self, request: Cancel) -> None:
         room = self._joined(request.room)
-        may_cancel_any = self.access[request.room].role in ("owner", "admin")
+        # The role held now, not at the join: a promotion or demotion since counts at once.
+        access = await self._directory.access(self.user.id, request.room)
+        if access is None:
+            self._lose([request.room])
+            raise Forbidden("join the room first")
+        self.access[request.room] = access
+        may_cancel_any = access.role in ("owner", "admin")
         await room.ask(
             lambda reply: CancelGeneration(request.gen, self.user.id, may_cancel_any, reply),
             timeout=self._limits.join_timeout,
@@ -218,6 +253,20 @@ class SessionActor(Actor[Request]):
         self.token_expires_at = verified.expires_at
         self.family_id = verified.family_id
         self.ready(re, verified.user)
+        await self._recheck_rooms()
+
+    async def _recheck_rooms(self) -> None:
+        """Leave the rooms the user may no longer enter. Membership changes reach live
+        sessions on the control stream; this bounds what a lost announcement leaves open
+        to one token's life, since a connection lives by re-auths."""
+        lost = []
+        for room_id in list(self.joined):
+            access = await self._directory.access(self.user.id, room_id)
+            if access is None:
+                lost.append(room_id)
+            else:
+                self.access[room_id] = access
+        self._lose(lost)
 
     def ready(self, re: Any, user: UserRef | None = None) -> None:
         """Queue `ready`: one shape after the first auth and after every re-auth."""

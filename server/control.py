@@ -2,8 +2,10 @@
 
 `user_revoked` closes the user's websockets everywhere (4401), `sign_in_revoked` those of
 one sign-in (a refresh family: logout, refresh token reuse); `room_deleted` ends the
-room's subscriptions everywhere; `plan_changed` is informational (quotas read the plan
-from the database on every prompt, so a change applies at once on every instance).
+room's subscriptions everywhere; `member_removed` takes the team's rooms from the user's
+sessions everywhere (removed from the team, or left it); `plan_changed` is informational
+(quotas read the plan from the database on every prompt, so a change applies at once on
+every instance).
 """
 
 from __future__ import annotations
@@ -40,6 +42,15 @@ async def room_deleted(app: web.Application, room_id: str) -> None:
         app[HUB].room_deleted(room_id)
 
 
+async def member_removed(app: web.Application, team_id: str, user_id: str) -> None:
+    """After the commit: the user's sessions on every instance leave the team's rooms."""
+    try:
+        await announce(app, {"type": "member_removed", "team_id": team_id, "user_id": user_id})
+    except Exception as exc:  # noqa: BLE001 - this instance at least; the rest on re-auth
+        logger.warning("member_removed of %s from %s not announced: %r", user_id, team_id, exc)
+        app[HUB].member_removed(team_id, user_id)
+
+
 async def room_changed(app: web.Application, room_id: str) -> None:
     """After the commit: every instance's live actor of the room reloads its settings."""
     try:
@@ -65,6 +76,8 @@ def handler(app: web.Application) -> Any:
             _notify(app, Revoked(str(event["user_id"]), str(event["family_id"])))
         elif kind == "room_deleted":
             app[HUB].room_deleted(str(event["room_id"]))
+        elif kind == "member_removed":
+            app[HUB].member_removed(str(event["team_id"]), str(event["user_id"]))
         elif kind == "room_changed":
             app[HUB].room_changed(str(event["room_id"]))
         elif kind == "plan_changed":

@@ -132,6 +132,7 @@ async def remove_member(request: web.Request) -> web.Response:
         target = await teams.lock_member(session, actor.team.id, user_id)
         authz.check_removal(actor, target)
         await teams.remove_member(session, actor.team.id, user_id)
+    await control.member_removed(request.app, actor.team.id, user_id)
     return web.Response(status=204)
 
 
