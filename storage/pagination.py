@@ -10,12 +10,13 @@ import base64
 import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 import orjson
 
 from errors import Invalid
+from storage.types import unstorable
 
 T = TypeVar("T")
 
@@ -57,6 +58,8 @@ def decode_cursor(raw: str, size: int) -> tuple[str, ...]:
         raise bad_cursor() from None
     if not isinstance(key, list) or len(key) != size or not all(isinstance(k, str) for k in key):
         raise bad_cursor()
+    if any(unstorable(k) for k in key):  # ours never hold them; a query with one would fail
+        raise bad_cursor()
     return tuple(key)
 
 
@@ -65,11 +68,13 @@ def decode_time_cursor(raw: str) -> tuple[datetime, str]:
     moment, ident = decode_cursor(raw, 2)
     try:
         parsed = datetime.fromisoformat(moment)
-    except ValueError:
+        # Year 1 at +14:00 parses, but lies before the first moment UTC can hold.
+        utc = parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):
         raise bad_cursor() from None
-    if parsed.tzinfo is None:
+    if utc is None:
         raise bad_cursor()
-    return parsed, ident
+    return utc, ident
 
 
 def time_cursor(moment: datetime, ident: str) -> str:

@@ -13,18 +13,20 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import orjson
 import stripe
+from pydantic import ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from actors.requests import decode_frame
 from errors import Invalid
 from server.billing import reconcile
 from server.billing.api import Billing, StripeSubscription, object_id
 from server.billing.notices import Notices, PaymentProblem
 from server.billing.reconcile import Applied
 from server.config import PlanLimits
+from server.http.json import Body, validate
 from storage import stripe_events, subscriptions
 from storage.db import Database
 
@@ -50,6 +52,18 @@ _PROBLEMS: dict[str, PaymentProblem] = {
 }
 
 
+class StripeEvent(Body):
+    """A Stripe event as Stripe signs and sends it; the fields Roomcast reads are checked, and
+    `id` and `type` fit the columns of `stripe_events`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: Annotated[str, Field(min_length=1, max_length=255)]
+    type: Annotated[str, Field(min_length=1, max_length=100)]
+    created: int
+    data: dict[str, Any]
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookEvent:
     id: str
@@ -70,14 +84,15 @@ def verify_event(payload: bytes, signature: str | None, secret: str) -> WebhookE
     except (stripe.SignatureVerificationError, UnicodeDecodeError):
         raise Invalid("bad or stale Stripe-Signature") from None
     try:
-        data = orjson.loads(payload)
-        obj = data["data"]["object"]
-        event = WebhookEvent(str(data["id"]), str(data["type"]), int(data["created"]), obj)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        data = decode_frame(payload.decode("utf-8"))
+    except ValueError:
         raise Invalid("body is not a Stripe event") from None
+    # What is stored and looked up (`id`, `type`) is checked by name like any request body.
+    checked = validate(StripeEvent, data)
+    obj = checked.data.get("object")
     if not isinstance(obj, Mapping):
         raise Invalid("body is not a Stripe event")
-    return event
+    return WebhookEvent(checked.id, checked.type, checked.created, obj)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
 
 from errors import Conflict, TooLarge, Unavailable
 from server import authz
@@ -22,7 +21,7 @@ from server.billing.plans import PAID_STATUSES, catalog
 from server.billing.reconcile import plan_of_row
 from server.billing.services import billing_services
 from server.billing.stripe_billing import NOT_CONFIGURED
-from server.billing.webhooks import verify_event
+from server.billing.webhooks import StripeEvent, verify_event
 from server.config import PlanLimits
 from server.http import shapes
 from server.http.json import Body, json_response, parse_body
@@ -42,15 +41,6 @@ class Checkout(Body):
 
 class NoFields(Body):
     """A body that may be left out, or be `{}`."""
-
-
-class StripeEvent(BaseModel):
-    """A Stripe event, as Stripe signs and sends it (only its signature is checked here)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: str
-    type: str
 
 
 STRIPE_SIGNATURE = Param(
