@@ -36,7 +36,7 @@ from server.state import (
 )
 from storage import messages, rooms
 from storage.bus import RedisStreamBus
-from storage.db import Database
+from storage.db import Database, unavailable_when_down
 from storage.messages import Appended, NewMessage, StoredMessage
 from storage.presence import MemoryPresence, Presence, RedisPresence
 from storage.room_lists import RoomListCache
@@ -115,8 +115,10 @@ class SqlRoomDirectory:
         self._database = database
 
     async def access(self, user_id: str, room_id: str) -> RoomAccess | None:
-        async with self._database.reads() as session:
-            return await rooms.access(session, room_id, user_id)
+        """Raises Unavailable when the database cannot be reached: a `join` is retried."""
+        with unavailable_when_down():
+            async with self._database.reads() as session:
+                return await rooms.access(session, room_id, user_id)
 
 
 async def _hub(app: web.Application) -> AsyncIterator[None]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -17,7 +20,13 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from errors import Unavailable
+
 logger = logging.getLogger(__name__)
+
+#: What a database that cannot be reached raises: a refused connect, a connection dropped
+#: under a statement, a connect or pool timeout. Not a statement the database refused.
+DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
 
 _DRIVERS = {"postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
 
@@ -80,6 +89,20 @@ def make_engine(url: str, *, pool_size: int = 10, connect_timeout: float = 5.0) 
         pool_timeout=connect_timeout,
         connect_args={"timeout": connect_timeout, "command_timeout": 30},
     )
+
+
+@contextmanager
+def unavailable_when_down() -> Iterator[None]:
+    """Raise `Unavailable` (503, `unavailable`) when the database cannot be reached inside
+    the block, for callers whose client should retry rather than hear of a bug."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if not (exc.connection_invalidated or isinstance(exc, DATABASE_DOWN)):
+            raise
+        raise Unavailable("the database is unavailable; retry shortly") from exc
+    except DATABASE_DOWN as exc:
+        raise Unavailable("the database is unavailable; retry shortly") from exc
 
 
 class Database:
