@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages a target needs when they are missing, if it can (root with
 # apt-get); otherwise stops naming exactly what to install. Usage: system-deps.sh venv|services
-# (services: what the suite runs for real: PostgreSQL, Redis and the browser, Chromium)
+# (services: what the suite runs for real: PostgreSQL, Redis, nginx and the browser, Chromium)
 set -eu
 
 PYTHON=${PYTHON:-python3}
@@ -43,6 +43,8 @@ services)
     if [ -z "${TEST_REDIS_URL:-}" ]; then
         command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
     fi
+    # Debian puts nginx in /usr/sbin, which is not on every user's PATH.
+    { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || missing="$missing nginx"
     [ -z "$missing" ] && exit 0
     if can_apt; then
         # shellcheck disable=SC2086

@@ -70,10 +70,15 @@ class InstanceClient:
     read `.status` and drop a response without leaking its connection.
     """
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, *, source: str | None = None) -> None:
+        """`source`: the local address to connect from (say 127.0.0.2), so that servers
+        see distinct client addresses on one machine."""
         self._base = URL(base_url)
+        connector = None if source is None else aiohttp.TCPConnector(local_addr=(source, 0))
         # unsafe: keep cookies for an IP address host, as TestClient does.
-        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.session = aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True)
+        )
         self._responses: list[aiohttp.ClientResponse] = []
         self._websockets: list[aiohttp.ClientWebSocketResponse] = []
 

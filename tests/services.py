@@ -4,7 +4,8 @@ PostgreSQL: `initdb` + `pg_ctl` found on PATH or under /usr/lib/postgresql/*/bin
 dir, on a free loopback port, with trust auth. As root (CI) they run as the `postgres` user,
 since PostgreSQL refuses to run as root. Redis: `redis-server` on a free port, nothing on disk.
 Redis Cluster: three `redis-server --cluster-enabled yes` masters joined by
-`redis-cli --cluster create`.
+`redis-cli --cluster create`. nginx: Debian's `nginx`, run in the foreground with the proxy
+settings of deploy/nginx.conf in front of given upstreams.
 """
 
 from __future__ import annotations
@@ -13,12 +14,17 @@ import contextlib
 import glob
 import os
 import pwd
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
+
+DEPLOY_NGINX_CONF = Path(__file__).resolve().parent.parent / "deploy" / "nginx.conf"
 
 
 def free_port() -> int:
@@ -292,3 +298,99 @@ class RedisCluster:
             process.wait()
         self._processes.clear()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class NginxServer:
+    """nginx in front of `upstreams` (`host:port`), configured as deploy/nginx.conf says.
+
+    The shipped file's `server` block is used as it is, with two changes: its upstream
+    block lists `upstreams`, and it listens on a free loopback port. Around it go the
+    main and `http` settings a packaged nginx.conf would give, every path in a temp dir.
+    The master runs in the foreground (`daemon off`) as our child; `stop()` ends it.
+    """
+
+    def __init__(self, upstreams: Sequence[str], conf: Path = DEPLOY_NGINX_CONF) -> None:
+        binary = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+        if not binary:
+            raise RuntimeError("nginx not found; install Debian's 'nginx'")
+        self._binary = binary
+        self.port = free_port()
+        self._root = Path(tempfile.mkdtemp(prefix="roomcast-nginx-"))
+        self._root.chmod(0o755)  # as root, the workers run as nobody and use the temp dirs
+        self.conf = self._root / "nginx.conf"
+        self.conf.write_text(self._main_conf(self._site(conf.read_text(), upstreams)))
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _site(self, text: str, upstreams: Sequence[str]) -> str:
+        def upstream(match: re.Match[str]) -> str:
+            servers = "".join(f"    server {address};\n" for address in upstreams)
+            return f"upstream {match.group(1)} {{\n{servers}}}"
+
+        text, upstream_blocks = re.subn(r"upstream\s+(\S+)\s*\{[^}]*\}", upstream, text)
+        text, listens = re.subn(r"\blisten\s+[^;]+;", f"listen 127.0.0.1:{self.port};", text)
+        if (upstream_blocks, listens) != (1, 1):
+            raise RuntimeError(
+                f"{DEPLOY_NGINX_CONF.name} should have one upstream block and one listen; "
+                f"found {upstream_blocks} and {listens}"
+            )
+        return text
+
+    def _main_conf(self, site: str) -> str:
+        root = self._root
+        temp_paths = "".join(
+            f"    {kind}_temp_path {root / kind};\n"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        return (
+            f"pid {root / 'nginx.pid'};\n"
+            f"error_log {root / 'error.log'} notice;\n"
+            "worker_processes 1;\n"
+            "events { worker_connections 512; }\n"
+            "http {\n"
+            f"    access_log {root / 'access.log'};\n"
+            f"{temp_paths}"
+            f"{site}\n"
+            "}\n"
+        )
+
+    def error_log(self) -> str:
+        with contextlib.suppress(OSError):
+            return (self._root / "error.log").read_text(errors="replace")
+        return "(no error log)"
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start nginx and wait until it listens. Raises RuntimeError with its error log."""
+        self._process = subprocess.Popen(
+            [self._binary, "-p", str(self._root), "-c", str(self.conf)]
+            + ["-e", str(self._root / "error.log"), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its workers are in our child's group, for stop()
+        )
+        try:
+            _wait_for_port(self.port, time.monotonic() + timeout, "nginx")
+        except RuntimeError:
+            self.stop()
+            raise RuntimeError(f"nginx did not start:\n{self.error_log()}") from None
+
+    def stop(self) -> None:
+        """SIGTERM (nginx's fast shutdown) to the master; its group is killed if it hangs."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self._root, ignore_errors=True)
