@@ -33,7 +33,7 @@ _SCHEMES = ("http", "https")
 
 @dataclass(frozen=True, slots=True)
 class Hop:
-    """One element of `Forwarded`: whom a proxy forwarded for, over what, to which host."""
+    """One hop of the forwarding headers: whom a proxy forwarded for, over what, to which host."""
 
     address: IPAddress | None
     proto: str | None = None
