@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from actors.llm import LLM, LLMError, Prompt, Turn, Usage
 from storage.messages import Author, Generation, NewMessage, StoredMessage
+from storage.types import unstorable
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,28 @@ Store = Callable[[NewMessage], Awaitable[StoredMessage]]
 LoadContext = Callable[[Job], Awaitable[Prompt]]
 
 
+class StorableText:
+    """A model's text made storable as it streams, one chunk at a time.
+
+    NUL is dropped, a surrogate pair split over two chunks becomes its character, and any
+    other surrogate half is dropped: PostgreSQL refuses NUL and no driver encodes a lone
+    surrogate, so one such character would otherwise cost the whole answer.
+    """
+
+    def __init__(self) -> None:
+        self._high = ""  # a leading surrogate half that ended the last chunk
+
+    def feed(self, text: str) -> str:
+        text, self._high = self._high + text, ""
+        if text and "\ud800" <= text[-1] <= "\udbff":
+            text, self._high = text[:-1], text[-1]
+        if unstorable(text) is None:
+            return text
+        # A UTF-16 round trip joins each pair into its character and drops lone halves.
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "ignore")
+        return text.replace("\x00", "")
+
+
 class Run:
     """One generation: stream, announce, store. `cancel()` stops it within one chunk."""
 
@@ -151,11 +174,13 @@ class Run:
 
     async def _consume(self, prompt: Prompt) -> str:
         index = 0
+        storable = StorableText()
         async with contextlib.aclosing(self._llm.stream(prompt)) as stream:
             async for chunk in stream:
-                if chunk.text:
-                    self._parts.append(chunk.text)
-                    await self._publish(self._event("ai.delta", i=index, text=chunk.text))
+                text = storable.feed(chunk.text)
+                if text:
+                    self._parts.append(text)
+                    await self._publish(self._event("ai.delta", i=index, text=text))
                     index += 1
                 if chunk.finish:
                     self._finish = chunk.finish

@@ -94,6 +94,26 @@ async def test_an_answer_streams_to_every_member_and_is_stored_once(ai_client, f
     assert items[1]["body"] == "Monads are burritos."
 
 
+async def test_nul_and_lone_surrogates_from_the_model_are_dropped_and_the_answer_is_stored(
+    ai_client, fake, database
+):
+    client = await ai_client()
+    # A surrogate pair split over two chunks is one character; other halves, and NUL,
+    # can be neither stored nor shown.
+    fake.script(scripts.reply("Hel\x00lo ", "smile \ud83d", "\ude00 x\udc00y", " \ud800"))
+    setup, (alice,) = await ready_room(client, database, 1)
+    await prompt(alice, setup.room_id)
+    frames = await answer(alice)
+    assert [f["type"] for f in frames][-1] == "ai.end", frames
+    stored = next(f for f in frames if f["type"] == "message")
+    assert deltas(frames) == stored["body"] == "Hello smile \U0001f600 xy "
+    history = await client.get(
+        f"/api/v1/rooms/{setup.room_id}/messages", headers=setup.accounts[0].headers
+    )
+    bodies = [item["body"] for item in (await history.json())["items"]]
+    assert bodies == ["hello?", "Hello smile \U0001f600 xy "]
+
+
 async def test_the_request_carries_system_prompt_roles_and_speaker_names(ai_client, fake, database):
     client = await ai_client()
     setup, (alice, bob) = await ready_room(client, database)
