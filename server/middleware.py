@@ -24,6 +24,7 @@ from errors import (
 from server.http.json import error_response
 from server.logs import REQUEST_ID as LOG_REQUEST_ID
 from server.state import METRICS, REQUEST_ID
+from storage.db import database_down
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +109,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         return _from_http_exception(exc)
-    except Exception:  # the one place an unknown failure becomes a protocol answer
+    except Exception as exc:  # the one place an unknown failure becomes a protocol answer
+        if database_down(exc):
+            logger.warning("database unreachable on %s %s: %r", request.method, request.path, exc)
+            unavailable = Unavailable("the database is unavailable; retry shortly")
+            return error_response(
+                unavailable, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}
+            )
         logger.exception("unhandled error on %s %s", request.method, request.path)
         error = Internal(
             "internal error", details={"request_id": request.get(REQUEST_ID, "unknown")}

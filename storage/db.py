@@ -91,17 +91,22 @@ def make_engine(url: str, *, pool_size: int = 10, connect_timeout: float = 5.0) 
     )
 
 
+def database_down(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached, not that it refused a statement."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, DATABASE_DOWN)
+    return isinstance(exc, DATABASE_DOWN)
+
+
 @contextmanager
 def unavailable_when_down() -> Iterator[None]:
     """Raise `Unavailable` (503, `unavailable`) when the database cannot be reached inside
     the block, for callers whose client should retry rather than hear of a bug."""
     try:
         yield
-    except DBAPIError as exc:
-        if not (exc.connection_invalidated or isinstance(exc, DATABASE_DOWN)):
+    except Exception as exc:
+        if not database_down(exc):
             raise
-        raise Unavailable("the database is unavailable; retry shortly") from exc
-    except DATABASE_DOWN as exc:
         raise Unavailable("the database is unavailable; retry shortly") from exc
 
 

@@ -1,4 +1,5 @@
-"""The database stops for real under a live websocket: a `join` is answered, not crashed.
+"""The database stops for real: REST answers 503 `unavailable`, a `join` is answered, not
+crashed, and both work again once it is back.
 
 The suite's PostgreSQL is shared by every test, so this one runs an app on a PostgreSQL of
 its own (tests/services.py) and stops that server with `pg_ctl -m immediate`, dropping
@@ -75,3 +76,30 @@ async def test_a_join_while_the_database_is_down_is_unavailable_and_works_once_i
     assert all(a["code"] == "unavailable" for a in answers[:-1]), answers
     assert session_restarts(client) == 0
     await ws.close()
+
+
+async def test_rest_answers_503_unavailable_while_the_database_is_down_and_200_after(
+    make_client, own_postgres
+):
+    client = await make_client(database_url=own_postgres.url)
+    ada = await signup(client)
+    await flush(own_postgres.url)
+
+    await asyncio.to_thread(own_postgres.stop)
+    for method, path, body in (
+        ("GET", "/api/v1/teams", None),
+        ("POST", "/api/v1/auth/login", {"email": ada.email, "password": ada.password}),
+    ):
+        response = await client.request(method, path, json=body, headers=ada.headers)
+        assert response.status == 503, (path, await response.text())
+        assert (await response.json())["error"]["code"] == "unavailable"
+        assert response.headers["Retry-After"] == "1"
+
+    await asyncio.to_thread(own_postgres.start)
+    statuses = []
+    for _ in range(3):  # the first may meet a pooled connection of the dead server
+        statuses.append((await client.get("/api/v1/teams", headers=ada.headers)).status)
+        if statuses[-1] == 200:
+            break
+    assert statuses[-1] == 200, statuses
+    assert set(statuses[:-1]) <= {503}, statuses
