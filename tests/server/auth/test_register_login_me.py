@@ -70,7 +70,8 @@ async def test_register_normalises_the_email_and_refuses_it_twice_with_409(clien
         ("12345678901234", "mix at least two"),
         ("Password123", "too common"),
         ("Qwertyuiop", "too common"),
-        ("Good-pass\x00word1", "control characters"),
+        ("Good-pass\x07word1", "control characters"),
+        ("Good-pass\x00word1", "NUL characters"),
     ],
 )
 async def test_register_refuses_weak_passwords_naming_the_reason(client, password, reason) -> None:
