@@ -8,6 +8,8 @@ INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check --no-deps --
 # How `make lock` compiles the locks: for every platform and Python from 3.11 on.
 COMPILE := $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 \
     --generate-hashes --custom-compile-command "make lock"
+# Test processes `make test` runs the suite in (pytest-xdist); each starts its own servers.
+JOBS   ?= 2
 # Where `make locust` sends its load: a server started with `make run`, unless told otherwise.
 HOST   ?= http://127.0.0.1:8080
 
@@ -23,7 +25,7 @@ test: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(JOBS) --dist worksteal
 
 check-lock: $(VENV)/.dev
 	$(PY) scripts/check_lock.py
