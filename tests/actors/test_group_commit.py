@@ -14,12 +14,12 @@ from actors.group_commit import GroupCommit
 from actors.room import RoomActor
 from actors.room_messages import Post, topic
 from errors import Invalid
-from server.realtime import SqlMessageStore
 from storage import migrate
 from storage.bus import MemoryBus
 from storage.cache import Cache
 from storage.db import Database
 from storage.kv import MemoryKeyValue
+from storage.message_store import SqlMessageStore
 from storage.messages import Appended, Author, NewMessage
 from storage.models import Message, Room
 from storage.room_lists import RoomListCache

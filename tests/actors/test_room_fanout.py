@@ -13,11 +13,11 @@ from actors.outbound import OutboundQueue
 from actors.ports import UserRef
 from actors.room import RoomActor
 from actors.room_messages import Delivered, Enter, Member, Post
-from server.realtime import SqlMessageStore
 from storage.bus import MemoryBus
 from storage.cache import Cache
 from storage.db import Database
 from storage.kv import MemoryKeyValue
+from storage.message_store import SqlMessageStore
 from storage.messages import Appended, Author, NewMessage
 from storage.room_lists import RoomListCache
 from tests import seed
