@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 Env = Literal["development", "production", "test"]
@@ -20,6 +20,16 @@ ProxyHeaders = Literal["x-forwarded", "forwarded"]
 
 class ConfigError(Exception):
     """The environment does not describe a runnable configuration."""
+
+
+def _sqlite_url(var_dir: Path) -> str:
+    """The development database, kept under VAR_DIR."""
+    return f"sqlite+aiosqlite:///{var_dir / 'roomcast.db'}"
+
+
+def _local_url(host: str, port: int) -> str:
+    """PUBLIC_URL when unset: where the server listens."""
+    return f"http://{host}:{port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +59,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     var_dir: Path = Path("var")
-    database_url: str = "sqlite+aiosqlite:///var/roomcast.db"
+    # Defaults below may use the fields above them: the class body runs top to bottom.
+    database_url: str = _sqlite_url(var_dir)
     redis_url: str | None = None
     # REDIS_URL names one node of a Redis Cluster, which the client discovers from it.
     redis_cluster: bool = False
@@ -70,7 +81,7 @@ class Settings:
     stripe_price_pro: str | None = None
     stripe_api_base: str | None = None
     smtp_url: str | None = field(default=None, repr=False)
-    public_url: str = "http://127.0.0.1:8080"
+    public_url: str = _local_url(host, port)
     max_body_bytes: int = 1024 * 1024
     webhook_max_body_bytes: int = 512 * 1024
     access_token_ttl: int = 15 * 60
@@ -118,6 +129,9 @@ class Settings:
     def uses_redis(self) -> bool:
         return self.redis_url is not None
 
+
+# What the readers fall back to: each default is written once, on the dataclass.
+_DEFAULT = Settings()
 
 _N = TypeVar("_N", int, float)
 
@@ -223,14 +237,10 @@ def _trusted_proxies(read: _Environment) -> tuple[IPNetwork, ...]:
         ) from None
 
 
-def _proxy_headers(read: _Environment) -> ProxyHeaders:
-    return read.choice("PROXY_HEADERS", "x-forwarded", ("x-forwarded", "forwarded"))  # type: ignore[return-value]
-
-
 def _database_url(read: _Environment, var_dir: Path) -> str:
     from storage.db import normalize_url
 
-    url = read.text("DATABASE_URL", f"sqlite+aiosqlite:///{var_dir / 'roomcast.db'}")
+    url = read.text("DATABASE_URL", _sqlite_url(var_dir))
     try:
         normalize_url(url)
     except ValueError as exc:
@@ -266,7 +276,7 @@ def _smtp_url(read: _Environment) -> str | None:
 
 
 def _mail_from(read: _Environment) -> str:
-    value = read.text("MAIL_FROM", "Roomcast <no-reply@localhost>")
+    value = read.text("MAIL_FROM", _DEFAULT.mail_from)
     if "@" not in parseaddr(value)[1]:
         raise ConfigError(
             f"MAIL_FROM must be an address like Roomcast <bot@example.com>, got {value!r}"
@@ -275,7 +285,7 @@ def _mail_from(read: _Environment) -> str:
 
 
 def _log_level(read: _Environment) -> str:
-    level = read.text("LOG_LEVEL", "INFO").upper()
+    level = read.text("LOG_LEVEL", _DEFAULT.log_level).upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(
             f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got {level!r}"
@@ -284,7 +294,7 @@ def _log_level(read: _Environment) -> str:
 
 
 def _env(read: _Environment) -> Env:
-    return read.choice("ENV", "development", ("development", "production", "test"))  # type: ignore[return-value]
+    return read.choice("ENV", _DEFAULT.env, ("development", "production", "test"))  # type: ignore[return-value]
 
 
 def _secret_key(read: _Environment, env: Env, var_dir: Path) -> str:
@@ -323,12 +333,127 @@ def _argon2(read: _Environment) -> Argon2Params:
 
 
 def _plans(read: _Environment) -> PlanLimits:
+    default = PlanLimits()
     return PlanLimits(
-        basic_daily_ai_prompts=read.integer("PLAN_BASIC_DAILY_AI_PROMPTS", 20),
-        pro_daily_ai_prompts=read.integer("PLAN_PRO_DAILY_AI_PROMPTS", 1000),
-        pro_price=read.text("PLAN_PRO_PRICE", "$12/month"),
-        past_due_grace_days=read.integer("PLAN_PAST_DUE_GRACE_DAYS", 3),
+        basic_daily_ai_prompts=read.integer(
+            "PLAN_BASIC_DAILY_AI_PROMPTS", default.basic_daily_ai_prompts
+        ),
+        pro_daily_ai_prompts=read.integer(
+            "PLAN_PRO_DAILY_AI_PROMPTS", default.pro_daily_ai_prompts
+        ),
+        pro_price=read.text("PLAN_PRO_PRICE", default.pro_price),
+        past_due_grace_days=read.integer("PLAN_PAST_DUE_GRACE_DAYS", default.past_due_grace_days),
     )
+
+
+# Settings' keyword arguments, as each group's reader below returns them.
+_Fields = dict[str, Any]
+
+
+def _listening(read: _Environment) -> _Fields:
+    host = read.text("HOST", _DEFAULT.host)
+    port = read.integer("PORT", _DEFAULT.port, low=1, high=65535)
+    public_url = read.web_url("PUBLIC_URL", _local_url(host, port)) or ""
+    return {"host": host, "port": port, "public_url": public_url}
+
+
+def _redis(read: _Environment) -> _Fields:
+    return {
+        "redis_url": _redis_url(read),
+        "redis_cluster": read.flag("REDIS_CLUSTER"),
+        "redis_max_connections": read.integer(
+            "REDIS_MAX_CONNECTIONS", _DEFAULT.redis_max_connections, low=1
+        ),
+        "redis_pool_timeout": read.number("REDIS_POOL_TIMEOUT", _DEFAULT.redis_pool_timeout),
+    }
+
+
+def _peers(read: _Environment) -> _Fields:
+    """Who may open websockets, and whose forwarding headers are believed."""
+    return {
+        "allowed_origins": _origins(read),
+        "trusted_proxies": _trusted_proxies(read),
+        "proxy_headers": read.choice(
+            "PROXY_HEADERS", _DEFAULT.proxy_headers, ("x-forwarded", "forwarded")
+        ),
+    }
+
+
+def _accounts(read: _Environment) -> _Fields:
+    return {
+        "smtp_url": _smtp_url(read),
+        "mail_from": _mail_from(read),
+        "auth_rate_limit": read.integer("AUTH_RATE_LIMIT", _DEFAULT.auth_rate_limit, low=1),
+        "auth_rate_window": read.integer("AUTH_RATE_WINDOW", _DEFAULT.auth_rate_window, low=1),
+        "argon2": _argon2(read),
+    }
+
+
+def _billing(read: _Environment) -> _Fields:
+    return {
+        "stripe_secret_key": read.optional("STRIPE_SECRET_KEY"),
+        "stripe_webhook_secret": read.optional("STRIPE_WEBHOOK_SECRET"),
+        "stripe_price_pro": read.optional("STRIPE_PRICE_PRO"),
+        "stripe_api_base": read.web_url("STRIPE_API_BASE"),
+        "plans": _plans(read),
+    }
+
+
+def _websockets(read: _Environment) -> _Fields:
+    d = _DEFAULT
+    soft_limit = read.integer("WS_OUTBOUND_SOFT_LIMIT", d.ws_outbound_soft_limit, low=1)
+    return {
+        "ws_heartbeat": read.number("WS_HEARTBEAT", d.ws_heartbeat, above=True),
+        "ws_frames_per_second": read.number(
+            "WS_FRAMES_PER_SECOND", d.ws_frames_per_second, above=True
+        ),
+        "ws_burst": read.number("WS_BURST", d.ws_burst, low=1.0),
+        "ws_outbound_soft_limit": soft_limit,
+        "ws_outbound_hard_limit": read.integer(
+            "WS_OUTBOUND_HARD_LIMIT", d.ws_outbound_hard_limit, low=soft_limit
+        ),
+        "ws_token_grace": read.number("WS_TOKEN_GRACE", d.ws_token_grace),
+    }
+
+
+def _assistant(read: _Environment) -> _Fields:
+    d = _DEFAULT
+    return {
+        "gemini_api_key": read.optional("GEMINI_API_KEY"),
+        "gemini_model": read.text("GEMINI_MODEL", d.gemini_model),
+        "gemini_base_url": read.web_url("GEMINI_BASE_URL"),
+        "ai_first_token_timeout": read.number(
+            "AI_FIRST_TOKEN_TIMEOUT", d.ai_first_token_timeout, above=True
+        ),
+        "ai_idle_timeout": read.number("AI_IDLE_TIMEOUT", d.ai_idle_timeout, above=True),
+        "ai_request_timeout": read.number("AI_REQUEST_TIMEOUT", d.ai_request_timeout, above=True),
+        "ai_retries": read.integer("AI_RETRIES", d.ai_retries),
+        "ai_backoff_base": read.number("AI_BACKOFF_BASE", d.ai_backoff_base),
+        "ai_breaker_failures": read.integer("AI_BREAKER_FAILURES", d.ai_breaker_failures, low=1),
+        "ai_breaker_cooldown": read.number("AI_BREAKER_COOLDOWN", d.ai_breaker_cooldown),
+        "ai_offline_delay": read.number("AI_OFFLINE_DELAY", d.ai_offline_delay),
+        "ai_context_tokens": read.integer("AI_CONTEXT_TOKENS", d.ai_context_tokens, low=1),
+        "ai_max_output_tokens": read.integer("AI_MAX_OUTPUT_TOKENS", d.ai_max_output_tokens, low=1),
+        "ai_queue_size": read.integer("AI_QUEUE_SIZE", d.ai_queue_size, low=1),
+    }
+
+
+def _instances(read: _Environment) -> _Fields:
+    """Presence and generation heartbeats shared between instances."""
+    return {
+        "presence_ttl": read.number("PRESENCE_TTL", _DEFAULT.presence_ttl, above=True),
+        "tick_interval": read.number("TICK_INTERVAL", _DEFAULT.tick_interval, above=True),
+        "ai_interrupt_after": read.number(
+            "AI_INTERRUPT_AFTER", _DEFAULT.ai_interrupt_after, above=True
+        ),
+    }
+
+
+def _logging(read: _Environment) -> _Fields:
+    return {
+        "log_format": read.choice("LOG_FORMAT", _DEFAULT.log_format, ("text", "json")),
+        "log_level": _log_level(read),
+    }
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -340,60 +465,24 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """
     read = _Environment(os.environ if environ is None else environ)
     env = _env(read)
-    var_dir = Path(read.text("VAR_DIR", "var"))
-    host = read.text("HOST", "127.0.0.1")
-    port = read.integer("PORT", 8080, low=1, high=65535)
-    soft_limit = read.integer("WS_OUTBOUND_SOFT_LIMIT", 256 * 1024, low=1)
+    var_dir = Path(read.text("VAR_DIR", str(_DEFAULT.var_dir)))
+    listening = _listening(read)
+    database_url = _database_url(read, var_dir)
+    redis = _redis(read)
     return Settings(
         env=env,
-        host=host,
-        port=port,
         var_dir=var_dir,
-        database_url=_database_url(read, var_dir),
-        redis_url=_redis_url(read),
-        redis_cluster=read.flag("REDIS_CLUSTER"),
-        redis_max_connections=read.integer("REDIS_MAX_CONNECTIONS", 64, low=1),
-        redis_pool_timeout=read.number("REDIS_POOL_TIMEOUT", 1.0),
+        database_url=database_url,
         secret_key=_secret_key(read, env, var_dir),
-        allowed_origins=_origins(read),
-        trusted_proxies=_trusted_proxies(read),
-        proxy_headers=_proxy_headers(read),
-        gemini_api_key=read.optional("GEMINI_API_KEY"),
-        gemini_model=read.text("GEMINI_MODEL", "gemini-2.5-flash"),
-        gemini_base_url=read.web_url("GEMINI_BASE_URL"),
-        stripe_secret_key=read.optional("STRIPE_SECRET_KEY"),
-        stripe_webhook_secret=read.optional("STRIPE_WEBHOOK_SECRET"),
-        stripe_price_pro=read.optional("STRIPE_PRICE_PRO"),
-        stripe_api_base=read.web_url("STRIPE_API_BASE"),
-        smtp_url=_smtp_url(read),
-        mail_from=_mail_from(read),
-        auth_rate_limit=read.integer("AUTH_RATE_LIMIT", 30, low=1),
-        auth_rate_window=read.integer("AUTH_RATE_WINDOW", 60, low=1),
-        ws_heartbeat=read.number("WS_HEARTBEAT", 25.0, above=True),
-        ws_frames_per_second=read.number("WS_FRAMES_PER_SECOND", 50.0, above=True),
-        ws_burst=read.number("WS_BURST", 100.0, low=1.0),
-        ws_outbound_soft_limit=soft_limit,
-        ws_outbound_hard_limit=read.integer("WS_OUTBOUND_HARD_LIMIT", 1024 * 1024, low=soft_limit),
-        ws_token_grace=read.number("WS_TOKEN_GRACE", 60.0),
-        ai_first_token_timeout=read.number("AI_FIRST_TOKEN_TIMEOUT", 30.0, above=True),
-        ai_idle_timeout=read.number("AI_IDLE_TIMEOUT", 15.0, above=True),
-        ai_request_timeout=read.number("AI_REQUEST_TIMEOUT", 300.0, above=True),
-        ai_retries=read.integer("AI_RETRIES", 2),
-        ai_backoff_base=read.number("AI_BACKOFF_BASE", 0.2),
-        ai_breaker_failures=read.integer("AI_BREAKER_FAILURES", 5, low=1),
-        ai_breaker_cooldown=read.number("AI_BREAKER_COOLDOWN", 30.0),
-        ai_offline_delay=read.number("AI_OFFLINE_DELAY", 0.03),
-        ai_context_tokens=read.integer("AI_CONTEXT_TOKENS", 8000, low=1),
-        ai_max_output_tokens=read.integer("AI_MAX_OUTPUT_TOKENS", 1024, low=1),
-        ai_queue_size=read.integer("AI_QUEUE_SIZE", 8, low=1),
-        presence_ttl=read.number("PRESENCE_TTL", 6.0, above=True),
-        tick_interval=read.number("TICK_INTERVAL", 2.0, above=True),
-        ai_interrupt_after=read.number("AI_INTERRUPT_AFTER", 6.0, above=True),
-        public_url=read.web_url("PUBLIC_URL", f"http://{host}:{port}") or "",
-        argon2=_argon2(read),
-        plans=_plans(read),
-        log_format=read.choice("LOG_FORMAT", "text", ("text", "json")),  # type: ignore[arg-type]
-        log_level=_log_level(read),
+        **listening,
+        **redis,
+        **_peers(read),
+        **_assistant(read),
+        **_billing(read),
+        **_accounts(read),
+        **_websockets(read),
+        **_instances(read),
+        **_logging(read),
     )
 
 
