@@ -21,7 +21,7 @@ from actors.room_messages import AssistantDeps, Changed, Deleted, FaultHook, Tic
 from actors.session import SessionActor, SessionLimits, TeamLeft, Verifier
 from actors.supervisor import RestartPolicy, Supervisor
 from storage.bus import Bus
-from storage.presence import MemoryPresence, Presence
+from storage.presence import Presence
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +44,11 @@ class Hub:
         store: MessageStore,
         directory: RoomDirectory,
         bus: Bus,
+        presence: Presence,
         verify: Verifier,
         config: HubConfig = HubConfig(),
         fault: FaultHook | None = None,
         assistant: AssistantDeps | None = None,
-        presence: Presence | None = None,
         bus_ready: Callable[[], bool] = lambda: True,
         on_crash: Callable[[str, Exception], None] | None = None,
     ) -> None:
@@ -59,7 +59,7 @@ class Hub:
         self._config = config
         self._fault = fault
         self._assistant = assistant
-        self._presence = presence or MemoryPresence()
+        self._presence = presence
         self._bus_ready = bus_ready
         policy = RestartPolicy(max_restarts=5, within=10.0)
         self.rooms: Registry[str, RoomActor] = Registry(

@@ -48,7 +48,7 @@ from actors.room_messages import (
 from errors import Invalid, NotFound, RoomcastError, Unavailable
 from storage.bus import Bus, BusEvent, Subscription
 from storage.messages import Appended, StoredMessage
-from storage.presence import MemoryPresence, Presence
+from storage.presence import Presence
 from storage.rooms import RoomRecord
 
 logger = logging.getLogger(__name__)
@@ -68,12 +68,12 @@ class RoomActor(Actor[RoomMessage]):
         *,
         store: MessageStore,
         bus: Bus,
+        presence: Presence,
         mailbox_size: int = 4096,
         batch_max: int = 512,
         gap_hold: float = 0.2,
         fault: FaultHook | None = None,
         assistant: AssistantDeps | None = None,
-        presence: Presence | None = None,
         bus_ready: Callable[[], bool] = lambda: True,
         interrupt_after: float = 6.0,
     ) -> None:
@@ -98,7 +98,7 @@ class RoomActor(Actor[RoomMessage]):
         self._closing = False
         self._subscription: Subscription | None = None
         self._settings: RoomRecord | None = None  # mode and system prompt, refreshed by Tick
-        self._presence = presence or MemoryPresence()
+        self._presence = presence
         self._bus_ready = bus_ready
         self.assistant = RoomAssistant(
             room_id,

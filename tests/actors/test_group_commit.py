@@ -22,6 +22,7 @@ from storage.kv import MemoryKeyValue
 from storage.message_store import SqlMessageStore
 from storage.messages import Appended, Author, NewMessage
 from storage.models import Message, Room
+from storage.presence import MemoryPresence
 from storage.room_lists import RoomListCache
 from tests import seed
 
@@ -125,7 +126,7 @@ async def test_a_message_the_database_refuses_fails_alone_and_its_batch_is_store
     await bus.subscribe(
         topic(lobby.id), lambda event: published.append(RoomEvent.unpack(event.data).seq)
     )
-    room = RoomActor(lobby.id, store=GroupCommit(store), bus=bus)
+    room = RoomActor(lobby.id, store=GroupCommit(store), bus=bus, presence=MemoryPresence())
     room.start()
     loop = asyncio.get_running_loop()
     posts = [NewMessage(lobby.id, author, f"m{i}", client_id=f"c{i}") for i in range(7)]

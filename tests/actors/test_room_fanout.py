@@ -19,6 +19,7 @@ from storage.db import Database
 from storage.kv import MemoryKeyValue
 from storage.message_store import SqlMessageStore
 from storage.messages import Appended, Author, NewMessage
+from storage.presence import MemoryPresence
 from storage.room_lists import RoomListCache
 from tests import seed
 
@@ -44,7 +45,7 @@ async def lobby(database: Database) -> AsyncIterator[tuple[RoomActor, list[Membe
     """A started room with three members, each on a recording queue."""
     ada, _, record = await seed.user_team_room(database)
     store = SqlMessageStore(database, RoomListCache(Cache(MemoryKeyValue())))
-    room = RoomActor(record.id, store=store, bus=MemoryBus())
+    room = RoomActor(record.id, store=store, bus=MemoryBus(), presence=MemoryPresence())
     room.start()
     users = [UserRef(ada.id, ada.name), UserRef("u1", "User 1"), UserRef("u2", "User 2")]
     members = [Member(f"s{i}", user, Recording()) for i, user in enumerate(users)]
