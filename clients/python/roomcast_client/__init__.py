@@ -1,0 +1,67 @@
+"""A Python client for Roomcast that loses and duplicates no message across reconnects."""
+
+from .backoff import Backoff
+from .client import FATAL_CODES, RETRY_CODES, Client, Joined
+from .errors import (
+    AuthenticationError,
+    ConnectionClosedError,
+    JoinError,
+    ProtocolViolation,
+    RequestError,
+    RoomcastError,
+    RoomLeftError,
+    SendError,
+    TokenError,
+)
+from .events import (
+    AiDelta,
+    AiEnd,
+    AiError,
+    AiStart,
+    Author,
+    Event,
+    Left,
+    Message,
+    Presence,
+    State,
+    StateChanged,
+    Typing,
+    Usage,
+    User,
+)
+from .tokens import PasswordLogin, TokenProvider, token_claims, token_expiry
+
+__all__ = [
+    "FATAL_CODES",
+    "RETRY_CODES",
+    "AiDelta",
+    "AiEnd",
+    "AiError",
+    "AiStart",
+    "AuthenticationError",
+    "Author",
+    "Backoff",
+    "Client",
+    "ConnectionClosedError",
+    "Event",
+    "JoinError",
+    "Joined",
+    "Left",
+    "Message",
+    "PasswordLogin",
+    "Presence",
+    "ProtocolViolation",
+    "RequestError",
+    "RoomLeftError",
+    "RoomcastError",
+    "SendError",
+    "State",
+    "StateChanged",
+    "TokenError",
+    "TokenProvider",
+    "Typing",
+    "Usage",
+    "User",
+    "token_claims",
+    "token_expiry",
+]
