@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 Env = Literal["development", "production", "test"]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 ProxyHeaders = Literal["x-forwarded", "forwarded"]
+AIProvider = Literal["gemini", "offline"]
 
 
 class ConfigError(Exception):
@@ -73,6 +74,8 @@ class Settings:
     # Peers whose forwarding headers (`proxy_headers`) name the client: server/forwarded.py.
     trusted_proxies: tuple[IPNetwork, ...] = ()
     proxy_headers: ProxyHeaders = "x-forwarded"
+    # AI_PROVIDER as given; None lets the key decide (see `llm_provider`).
+    ai_provider: AIProvider | None = None
     gemini_api_key: str | None = field(default=None, repr=False)
     gemini_model: str = "gemini-2.5-flash"
     gemini_base_url: str | None = None
@@ -128,6 +131,13 @@ class Settings:
     @property
     def uses_redis(self) -> bool:
         return self.redis_url is not None
+
+    @property
+    def llm_provider(self) -> AIProvider:
+        """Who answers prompts: AI_PROVIDER when set, else Gemini with a key, offline without."""
+        if self.ai_provider is not None:
+            return self.ai_provider
+        return "gemini" if self.gemini_api_key else "offline"
 
 
 # What the readers fall back to: each default is written once, on the dataclass.
@@ -419,6 +429,7 @@ def _websockets(read: _Environment) -> _Fields:
 def _assistant(read: _Environment) -> _Fields:
     d = _DEFAULT
     return {
+        "ai_provider": _ai_provider(read),
         "gemini_api_key": read.optional("GEMINI_API_KEY"),
         "gemini_model": read.text("GEMINI_MODEL", d.gemini_model),
         "gemini_base_url": read.web_url("GEMINI_BASE_URL"),
@@ -436,6 +447,13 @@ def _assistant(read: _Environment) -> _Fields:
         "ai_max_output_tokens": read.integer("AI_MAX_OUTPUT_TOKENS", d.ai_max_output_tokens, low=1),
         "ai_queue_size": read.integer("AI_QUEUE_SIZE", d.ai_queue_size, low=1),
     }
+
+
+def _ai_provider(read: _Environment) -> AIProvider | None:
+    """AI_PROVIDER, or None when unset: the key decides (`Settings.llm_provider`)."""
+    if read.optional("AI_PROVIDER") is None:
+        return None
+    return read.choice("AI_PROVIDER", "", ("gemini", "offline"))  # type: ignore[return-value]
 
 
 def _instances(read: _Environment) -> _Fields:
@@ -456,12 +474,24 @@ def _logging(read: _Environment) -> _Fields:
     }
 
 
+def _check_llm_provider(settings: Settings) -> None:
+    """Production answers with the offline model only when told to: without a key, a
+    forgotten GEMINI_API_KEY would otherwise go unnoticed until users read the answers."""
+    if settings.ai_provider == "gemini" and not settings.gemini_api_key:
+        raise ConfigError("AI_PROVIDER=gemini needs GEMINI_API_KEY")
+    if settings.is_production and settings.ai_provider is None and not settings.gemini_api_key:
+        raise ConfigError(
+            "GEMINI_API_KEY is required when ENV=production; "
+            "set AI_PROVIDER=offline to answer with the offline model instead"
+        )
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from `environ` (default: the process environment).
 
     Raises:
         ConfigError: a value is malformed or out of range (its message is one line naming
-            the variable), or production lacks a required secret.
+            the variable), or production lacks a required secret or an explicit model.
     """
     read = _Environment(os.environ if environ is None else environ)
     env = _env(read)
@@ -469,7 +499,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     listening = _listening(read)
     database_url = _database_url(read, var_dir)
     redis = _redis(read)
-    return Settings(
+    settings = Settings(
         env=env,
         var_dir=var_dir,
         database_url=database_url,
@@ -484,6 +514,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         **_instances(read),
         **_logging(read),
     )
+    _check_llm_provider(settings)
+    return settings
 
 
 def generate_secret() -> str:

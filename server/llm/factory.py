@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from actors.llm import LLM
-from server.config import Settings
+from server.config import ConfigError, Settings
 from server.llm.gemini import GeminiLLM
 from server.llm.offline import OfflineLLM
 from server.llm.resilience import ResilientLLM
@@ -33,16 +33,21 @@ def build_llm(
     *,
     http_session: aiohttp.ClientSession | None = None,
 ) -> ResilientLLM:
-    """GeminiLLM when a GEMINI_API_KEY is set, else OfflineLLM; either inside ResilientLLM.
+    """GeminiLLM or OfflineLLM, as `settings.llm_provider` says; either inside ResilientLLM.
 
     Args:
-        settings: reads gemini_api_key, gemini_model and gemini_base_url.
+        settings: reads llm_provider, gemini_api_key, gemini_model and gemini_base_url.
         tuning: resilience limits; defaults suit the public Gemini API.
         http_session: for Gemini, an aiohttp session to share; the caller closes it.
+
+    Raises:
+        ConfigError: Gemini is asked for without a key (load_settings refuses that first).
     """
     tuning = tuning or LLMTuning()
     inner: LLM
-    if settings.gemini_api_key:
+    if settings.llm_provider == "gemini":
+        if not settings.gemini_api_key:
+            raise ConfigError("AI_PROVIDER=gemini needs GEMINI_API_KEY")
         inner = GeminiLLM(
             settings.gemini_api_key,
             settings.gemini_model,

@@ -23,6 +23,30 @@ def test_production_refuses_to_start_without_secret_key(tmp_path) -> None:
         load_settings({"ENV": "production", "SECRET_KEY": "short", "VAR_DIR": str(tmp_path)})
 
 
+def test_production_answers_with_the_offline_model_only_when_told_to(tmp_path) -> None:
+    production = {"ENV": "production", "SECRET_KEY": "s" * 40, "VAR_DIR": str(tmp_path)}
+    with pytest.raises(ConfigError) as refused:
+        load_settings(production)
+    message = str(refused.value)
+    assert message.startswith("GEMINI_API_KEY is required when ENV=production")
+    assert "AI_PROVIDER=offline" in message and "\n" not in message
+    assert load_settings({**production, "AI_PROVIDER": "offline"}).llm_provider == "offline"
+    assert load_settings({**production, "GEMINI_API_KEY": "g"}).llm_provider == "gemini"
+
+
+def test_the_key_chooses_the_model_unless_ai_provider_says_otherwise(tmp_path) -> None:
+    def provider(**environ: str) -> str:
+        return load_settings({"VAR_DIR": str(tmp_path), **environ}).llm_provider
+
+    assert provider() == "offline"
+    assert provider(AI_PROVIDER="") == "offline"
+    assert provider(GEMINI_API_KEY="g") == "gemini"
+    assert provider(GEMINI_API_KEY="g", AI_PROVIDER="Offline") == "offline"
+    assert provider(GEMINI_API_KEY="g", AI_PROVIDER="gemini") == "gemini"
+    with pytest.raises(ConfigError, match="^AI_PROVIDER=gemini needs GEMINI_API_KEY$"):
+        provider(AI_PROVIDER="gemini")
+
+
 def test_development_generates_a_secret_once_and_keeps_it(tmp_path) -> None:
     first = load_settings({"VAR_DIR": str(tmp_path)})
     second = load_settings({"VAR_DIR": str(tmp_path)})
@@ -72,6 +96,7 @@ def test_secrets_stay_out_of_the_settings_repr(tmp_path) -> None:
         ("TRUSTED_PROXIES", "10.0.0.1, nginx", "'nginx' does not appear to be an IPv4 or IPv6"),
         ("TRUSTED_PROXIES", "10.0.0.1/8", "10.0.0.1/8 has host bits set"),
         ("PROXY_HEADERS", "x-real-ip", "must be one of x-forwarded, forwarded, got 'x-real-ip'"),
+        ("AI_PROVIDER", "openai", "must be one of gemini, offline, got 'openai'"),
     ],
 )
 def test_malformed_values_are_refused_in_one_line_with_their_name(

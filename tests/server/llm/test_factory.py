@@ -19,6 +19,14 @@ async def test_without_an_api_key_the_offline_model_answers() -> None:
     await llm.close()
 
 
+async def test_ai_provider_offline_wins_over_an_api_key() -> None:
+    settings = Settings(ai_provider="offline", gemini_api_key="k-123")
+    llm = build_llm(settings, LLMTuning(offline_delay=0))
+
+    assert llm.model == "roomcast-offline"
+    await llm.close()
+
+
 async def test_with_an_api_key_gemini_answers_from_the_configured_base_url(
     fake: FakeGemini,
 ) -> None:
