@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from actors.actor import ActorSnapshot
+from actors.close_reason import Closer, CloseReason
 from actors.errors import ActorError, MailboxFull
 from actors.group_commit import GroupCommit
 from actors.outbound import OutboundQueue
@@ -98,7 +99,7 @@ class Hub:
     def open_session(
         self,
         verified: Verified,
-        close: Callable[[int, str], None],
+        close: Closer,
         outbound: OutboundQueue,
     ) -> SessionActor:
         """Make and start the actor of a new authenticated connection; its frames go to
@@ -133,18 +134,18 @@ class Hub:
         return list(self._by_user.get(user_id, ()))
 
     def revoke_user(self, user_id: str) -> int:
-        """Close every websocket of `user_id` with 4401; returns how many were open."""
+        """Close every websocket of `user_id` (tokens revoked); returns how many were open."""
         sessions = self.sessions_of(user_id)
         for session in sessions:
-            session.close(4401, "tokens revoked")
+            session.close(CloseReason.TOKENS_REVOKED)
         return len(sessions)
 
     def revoke_sign_in(self, user_id: str, family_id: str) -> int:
-        """Close with 4401 every websocket of `user_id` living by a token of the sign-in
-        `family_id`; returns how many were open."""
+        """Close every websocket of `user_id` living by a token of the sign-in `family_id`
+        (sign-in revoked); returns how many were open."""
         sessions = [s for s in self.sessions_of(user_id) if s.family_id == family_id]
         for session in sessions:
-            session.close(4401, "sign-in revoked")
+            session.close(CloseReason.SIGN_IN_REVOKED)
         return len(sessions)
 
     def member_removed(self, team_id: str, user_id: str) -> None:
@@ -154,7 +155,7 @@ class Hub:
                 session.tell(TeamLeft(team_id))
             except MailboxFull:
                 # Its requests would keep the rooms open until handled: end it instead.
-                session.close(1011, "room access changed")
+                session.close(CloseReason.ROOM_ACCESS_CHANGED)
             except ActorError:
                 pass  # the session is ending, and its rooms with it
 
@@ -179,11 +180,11 @@ class Hub:
                 with contextlib.suppress(ActorError):
                     room.tell(Tick())
 
-    def close_all(self, code: int, reason: str) -> None:
-        """Ask every live connection to close with `code` (shutdown: 4503)."""
+    def close_all(self, reason: CloseReason) -> None:
+        """Ask every live connection to close, for `reason` (at shutdown)."""
         for sessions in list(self._by_user.values()):
             for session in list(sessions):
-                session.close(code, reason)
+                session.close(reason)
 
     async def _expire_tokens(self) -> None:
         while True:
@@ -192,7 +193,7 @@ class Hub:
             for sessions in list(self._by_user.values()):
                 for session in list(sessions):
                     if session.expired(now):
-                        session.close(4401, "token expired")
+                        session.close(CloseReason.TOKEN_EXPIRED)
 
     def snapshot(self) -> list[ActorSnapshot]:
         return [self.rooms.snapshot(), self.sessions.snapshot()]

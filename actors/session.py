@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.actor import Actor
+from actors.close_reason import Closer, CloseReason
 from actors.errors import ActorError, MailboxFull
 from actors.events import error_frame, frame
 from actors.outbound import OutboundQueue
@@ -71,7 +72,7 @@ class SessionActor(Actor[Request | TeamLeft]):
         directory: RoomDirectory,
         verify: Verifier,
         outbound: OutboundQueue,
-        close: Callable[[int, str], None],
+        close: Closer,
         limits: SessionLimits = SessionLimits(),
         mailbox_size: int = 256,
     ) -> None:
@@ -94,9 +95,9 @@ class SessionActor(Actor[Request | TeamLeft]):
         now = time.time() if now is None else now
         return now > self.token_expires_at + self._limits.expiry_grace
 
-    def close(self, code: int, reason: str) -> None:
-        """Ask the websocket layer to close the connection with `code`."""
-        self._close(code, reason)
+    def close(self, reason: CloseReason) -> None:
+        """Ask the websocket layer to close the connection, for `reason`."""
+        self._close(reason)
 
     async def on_stop(self) -> None:
         for room in self.joined.values():
@@ -169,7 +170,7 @@ class SessionActor(Actor[Request | TeamLeft]):
                 room.tell(Exit(self.session_id, LeftReason.REMOVED))
             except MailboxFull:
                 # The room would go on delivering to us: end the connection instead.
-                self.close(1011, "room access changed")
+                self.close(CloseReason.ROOM_ACCESS_CHANGED)
             except ActorError:  # the room has stopped: nothing more comes from it
                 left = {"type": "left", "room": room_id, "reason": LeftReason.REMOVED}
                 self.outbound.put(frame(left), "left")
@@ -198,7 +199,7 @@ class SessionActor(Actor[Request | TeamLeft]):
         self.access[request.room] = access
 
     def _overflowed(self) -> None:
-        self.close(4509, "slow consumer")
+        self.close(CloseReason.SLOW_CONSUMER)
 
     def _send(self, request: Send) -> None:
         room = self._joined(request.room)
@@ -246,7 +247,7 @@ class SessionActor(Actor[Request | TeamLeft]):
         try:
             verified = await self._verify(token)
         except Unauthorized:
-            self.close(4401, "invalid token")
+            self.close(CloseReason.INVALID_TOKEN)
             return
         if verified.user.id != self.user.id:
             raise Invalid("token: belongs to another user")

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from actors.assistant import AssistantConfig
+from actors.close_reason import CloseReason
 from actors.hub import Hub, HubConfig
 from actors.ports import Verified
 from actors.room_messages import AssistantDeps, FaultHook
@@ -149,9 +150,9 @@ async def actor_tree(request: web.Request) -> web.Response:
 
 
 async def _going_away(app: web.Application) -> None:
-    """On shutdown, tell every client to reconnect elsewhere (4503) before sockets drop."""
+    """On shutdown, tell every client to reconnect elsewhere before sockets drop."""
     if HUB in app:
-        app[HUB].close_all(4503, "server shutting down")
+        app[HUB].close_all(CloseReason.SHUTDOWN)
 
 
 def setup(app: web.Application) -> None:

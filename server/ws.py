@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import orjson
 from aiohttp import WSMsgType, web
 
+from actors.close_reason import CloseReason
 from actors.errors import ActorError, MailboxFull
 from actors.events import error_frame
 from actors.hub import Hub
@@ -30,6 +31,7 @@ from actors.session import SessionActor
 from errors import Forbidden, Invalid, Unauthorized, Unavailable
 from server.auth.guard import bearer_token
 from server.state import HUB, SETTINGS, TOKENS
+from server.ws_close import CloseCode
 from server.ws_wire import (
     DIRECT_WRITE_LIMIT,
     PING_FRAME,
@@ -44,6 +46,17 @@ MAX_FRAME = 64 * 1024  # bytes of one text frame (a whole message), this many in
 AUTH_DEADLINE = 10.0
 CLOSE_TIMEOUT = 2.0
 BACKPRESSURE_POLL = 0.01  # how often a backed-up writer looks whether the socket drained
+
+#: The close code for each reason an actor gives (the reason text goes with it).
+CLOSE_CODES: dict[CloseReason, CloseCode] = {
+    CloseReason.TOKENS_REVOKED: CloseCode.NOT_AUTHENTICATED,
+    CloseReason.SIGN_IN_REVOKED: CloseCode.NOT_AUTHENTICATED,
+    CloseReason.TOKEN_EXPIRED: CloseCode.NOT_AUTHENTICATED,
+    CloseReason.INVALID_TOKEN: CloseCode.NOT_AUTHENTICATED,
+    CloseReason.ROOM_ACCESS_CHANGED: CloseCode.INTERNAL_ERROR,
+    CloseReason.SLOW_CONSUMER: CloseCode.SLOW_CONSUMER,
+    CloseReason.SHUTDOWN: CloseCode.SHUTTING_DOWN,
+}
 
 
 def ws_transport(ws: web.WebSocketResponse) -> asyncio.Transport | None:
@@ -126,10 +139,14 @@ class Connection:
         self._reading = True
         self._read_over: asyncio.Future[None] | None = None  # made when a close waits
 
-    def close_soon(self, code: int, reason: str) -> None:
-        """Close with `code` from any task (actors call this); the first code wins."""
+    def close_soon(self, code: CloseCode, reason: str) -> None:
+        """Close with `code` from any task; the first code wins."""
         if self._closing is None:
             self._closing = asyncio.create_task(self._close(code, reason))
+
+    def close_for(self, reason: CloseReason) -> None:
+        """Close for an actor's `reason`, with the code `CLOSE_CODES` gives it."""
+        self.close_soon(CLOSE_CODES[reason], reason)
 
     def beat(self, now: int) -> None:
         """A heartbeat sweep: drop the peer if it left our ping unanswered, else ping it
@@ -151,7 +168,7 @@ class Connection:
         if transport is not None:
             transport.abort()  # the read loop then ends and the session with it
 
-    async def _close(self, code: int, reason: str) -> None:
+    async def _close(self, code: CloseCode, reason: str) -> None:
         """Send the close frame, then let the read loop take the peer's reply.
 
         `ws.close()` from a task other than the reader closes the transport at once, so a
@@ -204,17 +221,19 @@ class Connection:
                     if self._closing is not None:
                         continue
                     if not self.bucket.take():
-                        self.close_soon(4429, "too many frames per second")
+                        self.close_soon(CloseCode.TOO_MANY_FRAMES, "too many frames per second")
                     else:
                         self.handle_text(session, message.data)
                 elif kind is WSMsgType.PING:
                     if not self.bucket.take():
-                        self.close_soon(4429, "too many frames per second")
+                        self.close_soon(CloseCode.TOO_MANY_FRAMES, "too many frames per second")
                     elif self._closing is None:
                         await ws.pong(message.data)
                 elif kind is WSMsgType.BINARY:
                     if self._closing is None:
-                        self.close_soon(1003, "binary frames are not accepted")
+                        self.close_soon(
+                            CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted"
+                        )
                 elif kind is not WSMsgType.PONG:
                     return  # closed, closing, or an error (aiohttp sent 1009 for a big frame)
         finally:
@@ -257,7 +276,7 @@ class Connection:
             finally:
                 outbound.writing = False
         if session.outbound.overflowed:
-            self.close_soon(4509, "slow consumer")
+            self.close_for(CloseReason.SLOW_CONSUMER)
 
     def handle_text(self, session: SessionActor, text: str) -> bool:
         """Decode one frame and give it to the session; False when the connection must end
@@ -265,10 +284,10 @@ class Connection:
         try:
             data = decode_frame(text)
         except ValueError:
-            self.close_soon(4400, "frame is not JSON")
+            self.close_soon(CloseCode.PROTOCOL_VIOLATION, "frame is not JSON")
             return False
         if not isinstance(data, dict) or "type" not in data:
-            self.close_soon(4400, "frame must be a JSON object with a type")
+            self.close_soon(CloseCode.PROTOCOL_VIOLATION, "frame must be a JSON object with a type")
             return False
         try:
             session.tell(parse_request(data))
@@ -280,7 +299,7 @@ class Connection:
                 "error",
             )
         except ActorError:
-            self.close_soon(1011, "session ended")
+            self.close_soon(CloseCode.INTERNAL_ERROR, "session ended")
             return False
         return True
 
@@ -292,10 +311,11 @@ async def _first_frame_auth(
     try:
         message = await ws.receive(timeout=AUTH_DEADLINE)
     except TimeoutError:
-        await ws.close(code=4408, message=b"no auth within 10 s")
+        await ws.close(code=CloseCode.AUTH_TIMEOUT, message=b"no auth within 10 s")
         return None
     if message.type is not WSMsgType.TEXT:
-        code = 1003 if message.type is WSMsgType.BINARY else 4401
+        binary = message.type is WSMsgType.BINARY
+        code = CloseCode.UNSUPPORTED_DATA if binary else CloseCode.NOT_AUTHENTICATED
         if not ws.closed:
             await ws.close(code=code, message=b"authenticate first")
         return None
@@ -305,14 +325,14 @@ async def _first_frame_auth(
             raise Unauthorized("the first frame must be auth")
         verified = await verify_token(app, request.token)
     except (orjson.JSONDecodeError, Invalid, Unauthorized):
-        await ws.close(code=4401, message=b"not authenticated")
+        await ws.close(code=CloseCode.NOT_AUTHENTICATED, message=b"not authenticated")
         return None
     except Unavailable:
         # The token could not be checked (Redis is down): not the client's fault, so not
         # 4401; it hears why, then reconnects with backoff as after any 1011.
         reason = "authentication is unavailable; reconnect shortly"
         await ws.send_str(error_frame("unavailable", reason, request.id).decode())
-        await ws.close(code=1011, message=b"authentication unavailable")
+        await ws.close(code=CloseCode.INTERNAL_ERROR, message=b"authentication unavailable")
         return None
     return verified, request.id
 
@@ -344,7 +364,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         soft_limit=settings.ws_outbound_soft_limit,
         hard_limit=settings.ws_outbound_hard_limit,
     )
-    session = hub.open_session(verified, connection.close_soon, outbound)
+    session = hub.open_session(verified, connection.close_for, outbound)
     session.ready(re)
     await connection.serve(session)
     return ws

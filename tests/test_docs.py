@@ -8,8 +8,9 @@ The names are collected from the code, never listed here:
   the model's `LLMError` family, whatever else carries one), found by walking the
   subclasses once every module is imported, plus the literal codes the frame modules
   pass to `error_frame` and friends or write into `ai.error` events;
-- websocket close codes: the integers given to any `close*` call, and aiohttp's 1009
-  wherever a message size limit is set.
+- websocket close codes: the integers given to any `close*` call, written as literals, as
+  members of an `IntEnum` (`CloseCode.SLOW_CONSUMER`) or as lookups in a table of them
+  (`CLOSE_CODES[reason]`), and aiohttp's 1009 wherever a message size limit is set.
 
 A name counts as documented when the page has it in backticks: `ai.delta`, `4509`.
 """
@@ -22,6 +23,7 @@ import importlib
 import pkgutil
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -177,22 +179,70 @@ def keyed_strings(trees: list[ast.Module], key: str) -> set[str]:
     return found
 
 
-def _close_code_values(node: ast.expr | None, function: Function | None) -> Iterator[int]:
+@dataclass(frozen=True, slots=True)
+class ModuleNames:
+    """Module-level names a close code can be spelled with: the members of `IntEnum`
+    classes, and dict literals (a table from reasons to codes)."""
+
+    enums: dict[str, dict[str, ast.expr]]  # class name → member name → its value
+    tables: dict[str, list[ast.expr]]  # name → the dict's values
+
+
+def _last_name(node: ast.expr) -> str | None:
+    """`Code` of `Code` or `module.Code`."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def module_names(trees: Iterable[ast.Module]) -> ModuleNames:
+    names = ModuleNames({}, {})
+    for tree in trees:
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and "IntEnum" in map(_last_name, node.bases):
+                names.enums[node.name] = {
+                    target.id: assign.value
+                    for assign in node.body
+                    if isinstance(assign, ast.Assign)
+                    for target in assign.targets
+                    if isinstance(target, ast.Name)
+                }
+            elif isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Dict):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if isinstance(target, ast.Name):
+                        names.tables[target.id] = list(node.value.values)
+    return names
+
+
+def _close_code_values(
+    node: ast.expr | None, function: Function | None, names: ModuleNames
+) -> Iterator[int]:
     """Integers a close-code argument can take: literals, both arms of `a if c else b`,
-    and what a local name is assigned in the enclosing function."""
+    what a local name is assigned in the enclosing function, an `IntEnum` member's value,
+    and every value of a module-level table it is looked up in."""
     if isinstance(node, ast.Constant) and type(node.value) is int:
         yield node.value
     elif isinstance(node, ast.IfExp):
-        yield from _close_code_values(node.body, function)
-        yield from _close_code_values(node.orelse, function)
+        yield from _close_code_values(node.body, function, names)
+        yield from _close_code_values(node.orelse, function, names)
     elif isinstance(node, ast.Name) and function is not None:
         for assign in (n for n in ast.walk(function) if isinstance(n, ast.Assign)):
             if any(isinstance(t, ast.Name) and t.id == node.id for t in assign.targets):
-                yield from _close_code_values(assign.value, None)
+                yield from _close_code_values(assign.value, None, names)
+    elif isinstance(node, ast.Attribute):
+        member = names.enums.get(_last_name(node.value) or "", {}).get(node.attr)
+        yield from _close_code_values(member, None, names)
+    elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+        for value in names.tables.get(node.value.id, []):
+            yield from _close_code_values(value, None, names)
 
 
 def close_codes(trees: list[ast.Module]) -> set[int]:
     """Websocket close codes the code can send (1000 to 4999, the range RFC 6455 defines)."""
+    names = module_names(trees)
     scopes: list[tuple[ast.AST, Function | None]] = [(tree, None) for tree in trees]
     scopes += [(function, function) for function in _functions(trees)]
     codes: set[int] = set()
@@ -204,7 +254,8 @@ def close_codes(trees: list[ast.Module]) -> set[int]:
                 continue
             given = [*call.args[:1], *(kw.value for kw in call.keywords if kw.arg == "code")]
             for node in given:
-                codes.update(c for c in _close_code_values(node, function) if 1000 <= c <= 4999)
+                values = _close_code_values(node, function, names)
+                codes.update(c for c in values if 1000 <= c <= 4999)
     return codes
 
 
@@ -320,6 +371,18 @@ async def shut(ws, binary):
     conn.close_soon(4509, "slow")
     ws.close(status)
     WebSocketResponse(max_msg_size=10)
+
+class Code(enum.IntEnum):
+    AWAY = 4503
+    BUSY = 4429
+    NEVER_SENT = 4000
+
+TABLE: dict[str, Code] = {"busy": Code.BUSY, "broken": 1011}
+
+def close_for(conn, reason):
+    conn.close_soon(TABLE[reason], reason)
+    ws.close(code=Code.AWAY)
+    ws.close(code=Code.MISSING)
 """
 
 
@@ -327,4 +390,4 @@ def test_the_collectors_follow_literals_builders_and_local_names() -> None:
     tree = [ast.parse(SAMPLE)]
     assert keyed_strings(tree, "type") == {"error", "left", "ai.start"}
     assert keyed_strings(tree, "code") == {"interrupted", "busy", "quota"}
-    assert close_codes(tree) == {1003, 4401, 4509, 1009}
+    assert close_codes(tree) == {1003, 4401, 4509, 1009, 4503, 4429, 1011}
