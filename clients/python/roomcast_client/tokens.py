@@ -65,15 +65,18 @@ class PasswordLogin:
         password: str,
         *,
         totp: str | None = None,
+        refresh_token: str | None = None,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
+        """`refresh_token`: a sign-in's newest refresh token to start from instead of
+        logging in (the login happens only if there is none)."""
         self._base = base_url.rstrip("/")
         self._email = email
         self._password = password
         self._totp = totp
         self._session = session
         self._own_session = session is None
-        self._refresh_token: str | None = None
+        self._refresh_token = refresh_token
         self._lock = asyncio.Lock()
         self.calls = 0
 
