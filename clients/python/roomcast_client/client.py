@@ -160,6 +160,9 @@ class Client:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._error: RoomcastError | None = None
+        self._ended = False  # the end of `events()` is queued
+        self._last_close: int | None = None  # how the latest connection ended
+        self._last_up = 0.0  # how long it was up, in seconds
 
         self.user: User | None = None
         self.session_id: str | None = None
@@ -431,10 +434,10 @@ class Client:
         for future in self._requests.values():
             if not future.done():
                 future.set_exception(reason)
-        if self._state is not State.CLOSED or self._task is None:
-            self._set_state(State.CLOSED)
+        self._set_state(State.CLOSED)
         self._connected.set()  # wake waiters so they see the error
-        if _END not in self._queue._queue:  # type: ignore[attr-defined]
+        if not self._ended:
+            self._ended = True
             self._queue.put_nowait(_END)
 
     async def _token_for_connect(self, after_4401: bool) -> str:
@@ -496,9 +499,6 @@ class Client:
         except Exception as exc:  # a bug here must not leave callers waiting forever
             log.exception("roomcast client failed")
             self._finish(ConnectionClosedError(f"client failure: {exc!r}"))
-
-    _last_close: int | None = None
-    _last_up: float = 0.0
 
     async def _connect_once(self, *, after_4401: bool) -> RoomcastError | None:
         """One connection, from dialling to its close: None, or the error that ends all."""
