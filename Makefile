@@ -80,4 +80,4 @@ $(VENV)/.dev: requirements-dev.lock $(VENV)/.pip
 	@touch $@ $(VENV)/.run
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
