@@ -16,7 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from actors.errors import ActorCrashed, ActorDead, ActorStopped, AskTimeout, MailboxFull
+from actors.errors import (
+    ActorCrashed,
+    ActorDead,
+    ActorError,
+    ActorStopped,
+    AskTimeout,
+    MailboxFull,
+)
 from actors.mailbox import Mailbox
 
 logger = logging.getLogger(__name__)
@@ -124,6 +131,16 @@ class Actor(Generic[M]):
 
     async def on_stop(self) -> None:
         """Release what `on_start` took; runs after an orderly stop, not after a crash."""
+
+    def on_rejected(self, message: M, error: ActorError) -> None:
+        """Answer a message that will never be handled: queued at a stop without drain, or
+        lost in a crash. An `ask`'s future is failed already; override this to fail a
+        reply future the message carries itself (told with `tell`), so nobody waits on it
+        for ever."""
+
+    def on_stopped(self) -> None:
+        """Runs once the actor is STOPPED, however it got there (after `on_stop`, or without
+        it after a crash or a cancellation): end what must not outlive the actor."""
 
     def is_idle(self) -> bool:
         """Whether the registry may passivate this actor; subclasses add their own test."""
@@ -312,10 +329,12 @@ class Actor(Generic[M]):
 
     def _crashed(self, exc: Exception) -> None:
         envelope, self._current = self._current, None
-        if envelope is not None and envelope.reply is not None:
+        if envelope is not None:
             error = ActorCrashed(self.name)
             error.__cause__ = exc
-            reject(envelope.reply, error)
+            if envelope.reply is not None:
+                reject(envelope.reply, error)
+            self.on_rejected(envelope.message, error)
         self._crash = exc
         if self._state is ActorState.STOPPING:
             logger.error("actor %s crashed while stopping", self.name, exc_info=exc)
@@ -329,12 +348,13 @@ class Actor(Generic[M]):
 
     def _finish(self) -> None:
         """Become STOPPED: reject whatever is still queued, tell the parent."""
-        if self._current is not None and self._current.reply is not None:
-            reject(self._current.reply, ActorStopped(self.name))
-        self._current = None
+        envelope, self._current = self._current, None
+        if envelope is not None:
+            self._reject(envelope, ActorStopped(self.name))
         self._state = ActorState.STOPPED
         self._reject_queued()
         self._is_stopped = True
+        self.on_stopped()
         if self._stopped is not None:
             self._stopped.set()
         logger.debug("actor %s stopped", self.name)
@@ -344,6 +364,12 @@ class Actor(Generic[M]):
     def _reject_queued(self) -> None:
         while not self._inbox.empty():
             envelope = self._inbox.get_nowait()
-            if envelope is not None and envelope.reply is not None:
-                reject(envelope.reply, self._refusal())
+            if envelope is not None:
+                self._reject(envelope, self._refusal())
         self._stop_marker_queued = False
+
+    def _reject(self, envelope: _Envelope[M], error: ActorError) -> None:
+        """Answer a message that will not be handled, however it was sent."""
+        if envelope.reply is not None:
+            reject(envelope.reply, error)
+        self.on_rejected(envelope.message, error)

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 
 from actors.actor import Actor, reject, resolve
-from actors.errors import ActorStopped, MailboxFull
+from actors.errors import ActorError, ActorStopped, MailboxFull
 from actors.events import RoomEvent, frame
 from actors.ports import MessageStore, UserRef
 from actors.room_assistant import RoomAssistant
@@ -96,6 +96,7 @@ class RoomActor(Actor[RoomMessage]):
         self._has_pending = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
         self._closing = False
+        self._gone = False  # deleted: what is still queued is answered `not_found`
         self._subscription: Subscription | None = None
         self._settings: RoomRecord | None = None  # mode and system prompt, refreshed by Tick
         self._presence = presence
@@ -139,6 +140,21 @@ class RoomActor(Actor[RoomMessage]):
             self._subscription = None
         if self._gap_timer is not None:
             self._gap_timer.cancel()
+
+    def on_rejected(self, message: RoomMessage, error: ActorError) -> None:
+        if isinstance(message, Post):  # told, not asked: its sender waits on its reply
+            reject(message.reply, self._refusal_of_sends())
+
+    def on_stopped(self) -> None:
+        # After a crash or a cancellation `on_stop` did not run: the committer still
+        # commits what the room accepted, then ends.
+        self._closing = True
+        self._has_pending.set()
+
+    def _refusal_of_sends(self) -> RoomcastError:
+        if self._gone:
+            return NotFound("the room was deleted")
+        return Unavailable("the room is unavailable; retry shortly")
 
     def is_idle(self) -> bool:
         busy = self._pending or self.assistant.busy
@@ -331,18 +347,25 @@ class RoomActor(Actor[RoomMessage]):
     # Group commit.
 
     async def _commit_loop(self) -> None:
-        while True:
-            await self._has_pending.wait()
-            batch = self._pending[: self._batch_max]
-            del self._pending[: self._batch_max]
-            if not self._pending:
-                self._has_pending.clear()
-            if batch:
-                await self._commit(batch)
-            elif self._unpublished:  # woken by a tick (or closing) to try the bus again
-                await self._publish_stored([])
-            if self._closing and not self._pending:
-                return
+        batch: list[Post] = []
+        try:
+            while True:
+                await self._has_pending.wait()
+                batch = self._pending[: self._batch_max]
+                del self._pending[: self._batch_max]
+                if not self._pending:
+                    self._has_pending.clear()
+                if batch:
+                    await self._commit(batch)
+                elif self._unpublished:  # woken by a tick (or closing) to try the bus again
+                    await self._publish_stored([])
+                if self._closing and not self._pending:
+                    return
+        finally:
+            # Cancelled or failed: nobody waits for ever on a send (answered ones are skipped).
+            left, self._pending = [*batch, *self._pending], []
+            for post in left:
+                reject(post.reply, self._refusal_of_sends())
 
     async def _commit(self, batch: list[Post]) -> None:
         if not self._bus_ready():
@@ -482,4 +505,8 @@ class RoomActor(Actor[RoomMessage]):
         for member in self.members.values():
             member.outbound.put(gone, "left")
         self.members.clear()
+        self._gone = True
+        pending, self._pending = self._pending, []
+        for post in pending:  # not yet committing: the room row is gone
+            reject(post.reply, self._refusal_of_sends())
         self.stop_nowait(drain=False)
