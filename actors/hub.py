@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 from actors.actor import ActorSnapshot
 from actors.close_reason import Closer, CloseReason
 from actors.errors import ActorError, MailboxFull
+from actors.failed_tells import CountFailedTell, FailedTells
 from actors.group_commit import GroupCommit
 from actors.outbound import OutboundQueue
 from actors.ports import MessageStore, RoomDirectory, Verified
@@ -52,6 +52,7 @@ class Hub:
         assistant: AssistantDeps | None = None,
         bus_ready: Callable[[], bool] = lambda: True,
         on_crash: Callable[[str, Exception], None] | None = None,
+        on_tell_failed: CountFailedTell | None = None,
     ) -> None:
         self._store = GroupCommit(store)
         self._directory = directory
@@ -62,6 +63,7 @@ class Hub:
         self._assistant = assistant
         self._presence = presence
         self._bus_ready = bus_ready
+        self._tells = FailedTells(on_tell_failed)
         policy = RestartPolicy(max_restarts=5, within=10.0)
         self.rooms: Registry[str, RoomActor] = Registry(
             self._make_room,
@@ -116,6 +118,7 @@ class Hub:
             outbound=outbound,
             close=close,
             limits=self._config.session_limits,
+            tells=self._tells,
         )
         self.sessions.add(session)
         self._by_user.setdefault(user.id, []).append(session)
@@ -163,22 +166,19 @@ class Hub:
         """The room's settings changed: its live actor reloads them."""
         room = self.rooms.get(room_id)
         if room is not None:
-            with contextlib.suppress(ActorError):
-                room.tell(Changed())
+            self._tells.tell(room, Changed(), sender="hub")
 
     def room_deleted(self, room_id: str) -> None:
         """The room is gone: its live actor tells its members and stops."""
         room = self.rooms.get(room_id)
         if room is not None:
-            with contextlib.suppress(ActorError):
-                room.tell(Deleted())
+            self._tells.tell(room, Deleted(), sender="hub")
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(self._config.tick_interval)
             for room in self.rooms.live():
-                with contextlib.suppress(ActorError):
-                    room.tell(Tick())
+                self._tells.tell(room, Tick(), sender="hub")
 
     def close_all(self, reason: CloseReason) -> None:
         """Ask every live connection to close, for `reason` (at shutdown)."""

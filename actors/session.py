@@ -19,6 +19,7 @@ from actors.actor import Actor
 from actors.close_reason import Closer, CloseReason
 from actors.errors import ActorError, MailboxFull
 from actors.events import error_frame, frame
+from actors.failed_tells import FailedTells
 from actors.outbound import OutboundQueue
 from actors.ports import RoomDirectory, UserRef, Verified
 from actors.requests import Auth, Cancel, Join, Leave, Ping, Request, Send, Typing
@@ -75,6 +76,7 @@ class SessionActor(Actor[Request | TeamLeft]):
         close: Closer,
         limits: SessionLimits = SessionLimits(),
         mailbox_size: int = 256,
+        tells: FailedTells | None = None,
     ) -> None:
         super().__init__(f"session:{session_id}", mailbox_size=mailbox_size)
         self.session_id = session_id
@@ -89,6 +91,7 @@ class SessionActor(Actor[Request | TeamLeft]):
         self._verify = verify
         self._close = close
         self._limits = limits
+        self._tells = tells or FailedTells()
 
     def expired(self, now: float | None = None) -> bool:
         """True once the token expired more than the grace period ago without a refresh."""
@@ -176,10 +179,9 @@ class SessionActor(Actor[Request | TeamLeft]):
                 self.outbound.put(frame(left), "left")
 
     def _exit(self, room: RoomActor) -> None:
-        try:
-            room.tell(Exit(self.session_id))
-        except ActorError:
-            pass  # the room is gone or overloaded; passivation cleans up
+        # Refused: the room is gone, or overloaded; then it keeps this member until an
+        # event finds our queue closed or full. Either way the loss is logged and counted.
+        self._tells.tell(room, Exit(self.session_id), sender=self.name)
 
     async def _join(self, request: Join) -> None:
         if not is_id(request.room):

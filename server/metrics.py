@@ -34,6 +34,13 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.actor_tells_failed = Counter(
+            "roomcast_actor_tells_failed",
+            "Notices an actor could not be told (stopping, or mailbox full), by actor kind, "
+            "message and error",
+            ["kind", "message", "error"],
+            registry=self.registry,
+        )
 
         self.bus_probe_lag = Gauge(
             "roomcast_bus_probe_lag_seconds",

@@ -109,6 +109,9 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         presence=presence,
         bus_ready=probe.healthy if probe is not None else lambda: True,
         on_crash=lambda name, exc: metrics.actor_crashes.labels(name.split(":")[0]).inc(),
+        on_tell_failed=lambda kind, message, error: metrics.actor_tells_failed.labels(
+            kind, message, error
+        ).inc(),
     )
     app[HUB] = hub
     unregister = app[REVOCATIONS].register(lambda user_id: _revoked(hub, user_id))
