@@ -122,6 +122,20 @@ class TokenBucket:
 HEARTBEAT_KEY = web.AppKey("ws heartbeat", Heartbeat)
 
 
+async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Cancel `task` and wait until it has ended; whatever else it raised is raised here.
+
+    Only the task's own cancellation is absorbed. `await task` inside
+    `suppress(CancelledError)` would also swallow ours (the caller's task cancelled while
+    it waits, which cancels the awaited task too): `asyncio.wait` never raises the task's
+    outcome, so a `CancelledError` out of it is the caller's and propagates.
+    """
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled():
+        task.result()
+
+
 class Connection:
     """One authenticated websocket: read loop, writer task, and the way to close."""
 
@@ -250,9 +264,8 @@ class Connection:
         writer = self._writer
         if writer is None or writer is asyncio.current_task():
             return
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            await writer
+        with contextlib.suppress(ConnectionError):  # a peer gone mid-write: nothing to do
+            await cancel_and_wait(writer)
 
     async def write(self, session: SessionActor) -> None:
         """Drain the outbound queue into the socket until it closes.
@@ -374,9 +387,7 @@ async def _heartbeat(app: web.Application) -> AsyncIterator[None]:
     heartbeat = app[HEARTBEAT_KEY] = Heartbeat(app[SETTINGS].ws_heartbeat)
     sweeps = asyncio.create_task(heartbeat.run(), name="ws heartbeat")
     yield
-    sweeps.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await sweeps
+    await cancel_and_wait(sweeps)
 
 
 def setup(app: web.Application) -> None:
