@@ -31,16 +31,22 @@ async def _send(ws: aiohttp.ClientWebSocketResponse, room_id: str, n: int) -> di
     return await _reply(ws, n)
 
 
+async def _alice_on_a_bob_on_b(a: Any, b: Any, database: Database) -> tuple[Any, Any, Any]:
+    """A room of two members, Alice connected to instance A and Bob to B, both joined."""
+    setup = await shared_room(a.client(), database, 2)
+    alice = await connect(a.client(), setup.accounts[0])
+    bob = await connect(b.client(), setup.accounts[1])
+    for ws in (alice, bob):
+        await join(ws, setup.room_id)
+    return setup, alice, bob
+
+
 async def test_a_message_committed_while_redis_is_down_reaches_the_other_instance_in_order(
     database: Database, database_url: str, own_redis: RedisServer, tmp_path
 ) -> None:
     async with launched(database_url, own_redis.url, tmp_path / "instances") as instances:
         a, b = await instances(2)
-        setup = await shared_room(a.client(), database, 2)
-        alice = await connect(a.client(), setup.accounts[0])
-        bob = await connect(b.client(), setup.accounts[1])
-        for ws in (alice, bob):
-            await join(ws, setup.room_id)
+        setup, alice, bob = await _alice_on_a_bob_on_b(a, b, database)
 
         own_redis.stop()  # A has not noticed yet: it takes the send, commits it, acks it
         assert (await _send(alice, setup.room_id, 1))["seq"] == 1
@@ -57,11 +63,7 @@ async def test_a_message_whose_instance_died_before_the_bus_returned_still_reach
 ) -> None:
     async with launched(database_url, own_redis.url, tmp_path / "instances") as instances:
         a, b = await instances(2)
-        setup = await shared_room(a.client(), database, 2)
-        alice = await connect(a.client(), setup.accounts[0])
-        bob = await connect(b.client(), setup.accounts[1])
-        for ws in (alice, bob):
-            await join(ws, setup.room_id)
+        setup, alice, bob = await _alice_on_a_bob_on_b(a, b, database)
 
         own_redis.stop()
         assert (await _send(alice, setup.room_id, 1))["seq"] == 1

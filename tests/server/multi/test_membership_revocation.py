@@ -6,8 +6,8 @@ through instance A, so only the control stream can tell B.
 
 from __future__ import annotations
 
-from storage import rooms
 from storage.db import Database
+from tests import seed
 from tests.server.ws.helpers import connect, join, receive, shared_room
 from tests.server.ws.membership import (
     answer_to,
@@ -78,14 +78,7 @@ async def test_a_team_deleted_on_a_takes_every_members_rooms_on_b(
     setup = await shared_room(a.client(), database, 3)
     owner, carol, dave = setup.accounts
     async with database.sessions.begin() as session:
-        other = await rooms.create(
-            session,
-            team_id=setup.team_id,
-            name="other",
-            assistant="off",
-            system_prompt=None,
-            created_by=owner.id,
-        )
+        other = await seed.room(session, setup.team_id, owner, "other", assistant="off")
     owner_ws = await connect(a.client(), owner)
     carol_ws, dave_ws = await connect(b.client(), carol), await connect(b.client(), dave)
     for ws in (owner_ws, carol_ws, dave_ws):

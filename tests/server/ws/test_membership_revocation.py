@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from storage import rooms, teams
+from storage import teams
 from storage.db import Database
+from tests import seed
 from tests.server.ws.helpers import connect, join, receive, shared_room
 from tests.server.ws.membership import (
     answer_to,
@@ -31,14 +32,7 @@ async def test_a_removed_member_leaves_every_room_of_the_team_on_every_socket(
     setup = await shared_room(local_client, database, 3)
     owner, carol, dave = setup.accounts
     async with database.sessions.begin() as session:
-        other = await rooms.create(
-            session,
-            team_id=setup.team_id,
-            name="other",
-            assistant="off",
-            system_prompt=None,
-            created_by=owner.id,
-        )
+        other = await seed.room(session, setup.team_id, owner, "other", assistant="off")
     owner_ws, dave_ws = await connect(local_client, owner), await connect(local_client, dave)
     phone, laptop = await connect(local_client, carol), await connect(local_client, carol)
     for ws in (owner_ws, dave_ws, phone, laptop):
