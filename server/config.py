@@ -129,10 +129,6 @@ class Settings:
         return self.env == "production"
 
     @property
-    def uses_redis(self) -> bool:
-        return self.redis_url is not None
-
-    @property
     def llm_provider(self) -> AIProvider:
         """Who answers prompts: AI_PROVIDER when set, else Gemini with a key, offline without."""
         if self.ai_provider is not None:

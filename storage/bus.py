@@ -217,9 +217,10 @@ class RedisStreamBus:
                 if key == wake_key:
                     wake_cursor = entries[-1][0].decode()
                     continue
-                self._deliver(key, entries)
+                self._dispatch_entries(key, entries)
 
-    def _deliver(self, key: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    def _dispatch_entries(self, key: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Hand a stream's new entries, in order, to its topic's subscribers."""
         if key not in self._cursors:
             return  # interest dropped while the read was in flight
         topic = key.split("}:", 1)[1]

@@ -28,7 +28,8 @@ logger = logging.getLogger(__name__)
 #: under a statement, a connect or pool timeout. Not a statement the database refused.
 DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
 
-_DRIVERS = {"postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
+#: How a PostgreSQL URL may begin (`postgres://` is the short spelling some hosts hand out).
+_POSTGRES_BACKENDS = frozenset({"postgresql", "postgres"})
 
 
 def normalize_url(url: str) -> str:
@@ -50,7 +51,7 @@ def normalize_url(url: str) -> str:
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
-    if backend in _DRIVERS or backend == "postgresql":
+    if backend in _POSTGRES_BACKENDS:
         return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
     raise ValueError(f"unsupported database {backend!r}: use postgresql or sqlite")
 

@@ -54,12 +54,10 @@ __all__ = [
     "MessagePage",
     "NewMessage",
     "StoredMessage",
-    "append",
     "append_at_once",
     "append_many",
     "page",
     "refused_value",
-    "since",
 ]
 
 MAX_CLIENT_ID = 64
@@ -74,27 +72,6 @@ Executor = AsyncSession | AsyncConnection
 
 # (author id, client id): what makes a send idempotent within a room.
 _Key = tuple[str, str]
-
-
-async def append(
-    session: Executor,
-    room_id: str,
-    author: Author,
-    body: str,
-    client_id: str | None = None,
-    *,
-    reply_to: int | None = None,
-    generation: Generation | None = None,
-) -> Appended:
-    """Store one message with the room's next `seq` (see the module docstring).
-
-    Raises:
-        NotFound: there is no such room.
-        Invalid: `client_id` is longer than 64 characters, or a string holds a NUL.
-    """
-    post = NewMessage(room_id, author, body, client_id, reply_to, generation)
-    [result] = await append_many(session, [post])
-    return result
 
 
 async def append_many(session: Executor, posts: Sequence[NewMessage]) -> list[Appended]:
@@ -283,11 +260,6 @@ async def page(
     if after_seq is None:
         rows.reverse()
     return MessagePage([_record(row) for row in rows], more)
-
-
-async def since(session: AsyncSession, room_id: str, seq: int, limit: int) -> list[StoredMessage]:
-    """The first `limit` messages with `seq` above `seq`, ascending: what a `join` replays."""
-    return (await page(session, room_id, after_seq=seq, limit=limit)).items
 
 
 def _validate(post: NewMessage) -> None:

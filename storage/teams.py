@@ -29,7 +29,6 @@ class _Joined(Protocol):
 J = TypeVar("J", bound=_Joined)
 
 Role = Literal["owner", "admin", "member"]
-ROLES: tuple[Role, ...] = ("owner", "admin", "member")
 _RANK: dict[str, int] = {"member": 0, "admin": 1, "owner": 2}
 
 

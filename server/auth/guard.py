@@ -38,16 +38,6 @@ def bearer_token(request: web.Request) -> str:
     return token
 
 
-async def user_from_access_token(app: web.Application, token: str) -> UserRecord:
-    """The user an access token speaks for (for the websocket layer's `auth` frame).
-
-    Raises:
-        Unauthorized: malformed, expired, revoked, or the user no longer exists.
-    """
-    user, _claims = await app[TOKENS].authenticate(token)
-    return user
-
-
 async def authenticate(request: web.Request) -> UserRecord:
     """The caller, from the Bearer access token; also stores it on the request.
 

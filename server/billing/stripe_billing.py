@@ -80,11 +80,6 @@ class StripeBilling:
         self._price = settings.stripe_price_pro
         self._public_url = settings.public_url
 
-    @property
-    def sells_pro(self) -> bool:
-        """Whether a price for the pro plan is configured, without which checkout is off."""
-        return self._price is not None
-
     async def checkout_url(
         self, *, team_id: str, customer_id: str | None, email: str | None
     ) -> str:

@@ -13,7 +13,6 @@ def test_defaults_serve_on_sqlite_in_process_on_localhost(tmp_path) -> None:
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
     assert settings.database_url.startswith("sqlite+aiosqlite:///")
     assert settings.redis_url is None
-    assert not settings.uses_redis
 
 
 def test_production_refuses_to_start_without_secret_key(tmp_path) -> None:

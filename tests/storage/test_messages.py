@@ -10,9 +10,13 @@ from sqlalchemy import func, select
 
 from errors import Invalid, NotFound
 from storage import messages, migrate, rooms
+from storage.cache import Cache
 from storage.db import Database
+from storage.kv import MemoryKeyValue
+from storage.message_store import SqlMessageStore
 from storage.messages import Appended, Author, Generation, NewMessage
 from storage.models import Message, Room
+from storage.room_lists import RoomListCache
 from tests import seed
 
 
@@ -36,7 +40,10 @@ async def concurrent_database(request, database, database_url, tmp_path):
 
 async def append_alone(database: Database, room_id, author: Author, body, client_id=None):
     async with database.sessions.begin() as session:
-        return await messages.append(session, room_id, author, body, client_id)
+        [appended] = await messages.append_many(
+            session, [NewMessage(room_id, author, body, client_id)]
+        )
+    return appended
 
 
 async def stored_seqs(database: Database, room_id: str) -> tuple[list[int], int]:
@@ -176,15 +183,11 @@ async def test_an_assistant_answer_is_stored_with_its_generation(database, world
     ada, _, lobby = world
     prompt = await append_alone(database, lobby.id, Author.user(ada.id, "Ada"), "what is 2+2?")
     generation = Generation("gen-1", "gemini-2.5-flash", "stop", input_tokens=12, output_tokens=2)
+    reply = NewMessage(
+        lobby.id, Author.assistant(), "4", reply_to=prompt.message.seq, generation=generation
+    )
     async with database.sessions.begin() as session:
-        answer = await messages.append(
-            session,
-            lobby.id,
-            Author.assistant(),
-            "4",
-            reply_to=prompt.message.seq,
-            generation=generation,
-        )
+        [answer] = await messages.append_many(session, [reply])
     async with database.sessions() as session:
         [read_back] = (await messages.page(session, lobby.id, after_seq=1)).items
     assert read_back == answer.message
@@ -242,15 +245,15 @@ async def test_a_page_between_two_seqs_is_ascending_from_the_lower(database, wor
     assert (empty.items, empty.more) == ([], False)
 
 
-async def test_since_replays_what_follows_a_seq(database, world) -> None:
+async def test_a_replay_is_the_events_between_two_seqs(database, world) -> None:
     ada, _, lobby = world
     await seed.messages(database, lobby.id, Author.user(ada.id, ada.name), 10)
-    async with database.sessions() as session:
-        replay = await messages.since(session, lobby.id, 7, limit=100)
-        capped = await messages.since(session, lobby.id, 0, limit=4)
-        nothing = await messages.since(session, lobby.id, 10, limit=100)
-    assert [m.seq for m in replay] == [8, 9, 10]
-    assert [m.seq for m in capped] == [1, 2, 3, 4]
+    store = SqlMessageStore(database, RoomListCache(Cache(MemoryKeyValue())))
+    replay = await store.events_between(lobby.id, 7, 10)
+    capped = await store.events_between(lobby.id, 0, 4)
+    nothing = await store.events_between(lobby.id, 10, 10)
+    assert [event["seq"] for event in replay] == [8, 9, 10]
+    assert [event["body"] for event in capped] == ["m1", "m2", "m3", "m4"]
     assert nothing == []
 
 

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import update
 
 from errors import Unauthorized
-from server.auth.guard import user_from_access_token
 from server.state import REVOCATIONS
+from server.ws import verify_token
 from storage.models import RefreshToken
 from tests.accounts import signup
 from tests.server.auth.conftest import eventually_equal
@@ -131,12 +131,12 @@ async def test_logout_all_invalidates_every_existing_token_and_notifies_listener
     assert (await client.get(ME, headers=bearer(fresh_access))).status == 200
 
 
-async def test_user_from_access_token_serves_the_websocket_layer(client) -> None:
+async def test_the_websocket_layer_verifies_an_access_token_not_a_refresh_token(client) -> None:
     account = await signup(client)
-    user = await user_from_access_token(client.app, account.access_token)
-    assert user.id == account.id
+    verified = await verify_token(client.app, account.access_token)
+    assert verified.user.id == account.id
     with pytest.raises(Unauthorized):
-        await user_from_access_token(client.app, account.refresh_token)
+        await verify_token(client.app, account.refresh_token)
 
 
 def _b64(data: dict) -> str:

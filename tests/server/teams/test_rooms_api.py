@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from storage import messages, rooms
-from storage.messages import Author, Generation
+from storage.messages import Author, Generation, NewMessage
 from storage.models import Team
 from tests import seed
 from tests.server.teams.conftest import Crew, error_code, row_counts
@@ -214,15 +214,16 @@ async def test_a_cursor_beside_before_seq_or_after_seq_is_invalid(crew: Crew) ->
 
 
 async def test_history_items_are_message_events_including_the_assistants(crew: Crew) -> None:
+    answer = NewMessage(
+        crew.room_id,
+        Author.assistant(),
+        "hello!",
+        reply_to=1,
+        generation=Generation("gen-1", "gemini-2.5-flash", "stop", 5, 2),
+    )
     async with crew.database.sessions.begin() as session:
-        await messages.append(session, crew.room_id, mia(crew), "hi", "c-1")
-        await messages.append(
-            session,
-            crew.room_id,
-            Author.assistant(),
-            "hello!",
-            reply_to=1,
-            generation=Generation("gen-1", "gemini-2.5-flash", "stop", 5, 2),
+        await messages.append_many(
+            session, [NewMessage(crew.room_id, mia(crew), "hi", "c-1"), answer]
         )
     items = (await history(crew))["items"]
     assert [(m["type"], m["seq"], m["author"]["kind"]) for m in items] == [
