@@ -1,6 +1,6 @@
 """The assistant's side of a room: who gets an answer, the context it sees, one generation.
 
-A `Generation` streams one answer: it publishes `ai.start`, an `ai.delta` per chunk, then
+A `Run` streams one answer (a generation): it publishes `ai.start`, an `ai.delta` per chunk, then
 stores the whole text as an assistant message and publishes it with `ai.end` — or
 publishes `ai.error`. Whatever happens, an `ai.start` is always followed by one of the
 two. Cancelling stops the upstream stream at once; the partial text is stored.
@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from actors.events import EventKind
 from actors.llm import LLM, LLMError, Prompt, Turn, Usage
 from storage.messages import Author, Generation, NewMessage, StoredMessage
 from storage.types import unstorable
@@ -140,26 +141,32 @@ class Run:
         if self._stream is not None:
             self._stream.cancel()
 
-    def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
+    def _event(self, kind: EventKind, **fields: Any) -> dict[str, Any]:
         return {"type": kind, "room": self.job.room_id, "gen": self.job.gen_id, **fields}
 
     async def run(self) -> None:
         """Run to `ai.end` or `ai.error`; never leaves an `ai.start` without one of them."""
         job = self.job
-        await self._publish(self._event("ai.start", reply_to=job.prompt_seq, model=self._llm.model))
+        await self._publish(
+            self._event(EventKind.AI_START, reply_to=job.prompt_seq, model=self._llm.model)
+        )
         try:
             prompt = await self._load(job)
             self._stream = asyncio.create_task(self._consume(prompt))
             await self._wait_stream()
             await self._finish_stored()
         except LLMError as exc:
-            await self._publish(self._event("ai.error", code=exc.code, message=str(exc)))
+            await self._publish(self._event(EventKind.AI_ERROR, code=exc.code, message=str(exc)))
         except asyncio.CancelledError:
-            await self._publish(self._event("ai.error", code="interrupted", message="stopped"))
+            await self._publish(
+                self._event(EventKind.AI_ERROR, code="interrupted", message="stopped")
+            )
             raise
-        except Exception:
+        except Exception:  # noqa: BLE001 - an `ai.start` is always followed by its end
             logger.exception("generation %s in room %s failed", job.gen_id, job.room_id)
-            await self._publish(self._event("ai.error", code="internal", message="internal"))
+            await self._publish(
+                self._event(EventKind.AI_ERROR, code="internal", message="internal")
+            )
 
     async def _wait_stream(self) -> None:
         assert self._stream is not None  # noqa: S101 - set just before
@@ -180,7 +187,7 @@ class Run:
                 text = storable.feed(chunk.text)
                 if text:
                     self._parts.append(text)
-                    await self._publish(self._event("ai.delta", i=index, text=text))
+                    await self._publish(self._event(EventKind.AI_DELTA, i=index, text=text))
                     index += 1
                 if chunk.finish:
                     self._finish = chunk.finish
@@ -210,5 +217,5 @@ class Run:
         await self._publish(stored.to_event())
         usage_json = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
         await self._publish(
-            self._event("ai.end", seq=stored.seq, finish=self._finish, usage=usage_json)
+            self._event(EventKind.AI_END, seq=stored.seq, finish=self._finish, usage=usage_json)
         )

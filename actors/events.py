@@ -8,6 +8,7 @@ the frame, which every local member then receives byte for byte.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,21 +17,50 @@ import orjson
 _NONE = b"-"
 
 
+class EventKind(enum.StrEnum):
+    """The `type` of every frame the server sends (docs/protocol.md, "Server events")."""
+
+    MESSAGE = "message"
+    PRESENCE = "presence"
+    TYPING = "typing"
+    LEFT = "left"
+    AI_START = "ai.start"
+    AI_DELTA = "ai.delta"
+    AI_END = "ai.end"
+    AI_ERROR = "ai.error"
+    AI_BEAT = "ai.beat"  # between instances only: members never get it
+    # Direct replies to one session.
+    READY = "ready"
+    JOINED = "joined"
+    ACK = "ack"
+    PONG = "pong"
+    ERROR = "error"
+
+    @property
+    def is_ai(self) -> bool:
+        """An event of a generation (`ai.*`), which carries its `gen`."""
+        return self.value.startswith("ai.")
+
+
 @dataclass(frozen=True, slots=True)
 class RoomEvent:
     """One event of a room: `seq` for stored ones, `frame` is what clients receive."""
 
-    kind: str
+    kind: EventKind
     frame: bytes
     seq: int | None = None
     gen: str | None = None
     origin: str | None = None  # the user an event comes from, for "everyone but them"
+    # A whole text so far (`ai.delta` with `full`), given to one member and never merged
+    # with other deltas; not on the bus.
+    full: bool = False
 
     @classmethod
     def of(cls, payload: dict[str, Any], *, origin: str | None = None) -> RoomEvent:
         """Encode `payload` (an event of docs/protocol.md) once."""
-        seq = payload.get("seq") if payload["type"] in STORED_KINDS else None
-        return cls(payload["type"], orjson.dumps(payload), seq, payload.get("gen"), origin)
+        kind = EventKind(payload["type"])
+        seq = payload.get("seq") if kind in STORED_KINDS else None
+        return cls(kind, orjson.dumps(payload), seq, payload.get("gen"), origin)
 
     def pack(self) -> bytes:
         seq = b"%d" % self.seq if self.seq is not None else _NONE
@@ -40,11 +70,11 @@ class RoomEvent:
 
     @classmethod
     def unpack(cls, data: bytes) -> RoomEvent:
-        """Inverse of `pack`. Raises ValueError on a malformed header."""
+        """Inverse of `pack`. Raises ValueError on a malformed header or an unknown kind."""
         header, _, frame = data.partition(b"\n")
         seq, kind, gen, origin = header.split(b" ")
         return cls(
-            kind=kind.decode(),
+            kind=EventKind(kind.decode()),
             frame=frame,
             seq=None if seq == _NONE else int(seq),
             gen=None if gen == _NONE else gen.decode(),
@@ -53,7 +83,7 @@ class RoomEvent:
 
 
 #: Kinds that are stored and carry the room's `seq`.
-STORED_KINDS = frozenset({"message"})
+STORED_KINDS = frozenset({EventKind.MESSAGE})
 
 
 def frame(payload: dict[str, Any]) -> bytes:
@@ -62,7 +92,7 @@ def frame(payload: dict[str, Any]) -> bytes:
 
 
 def error_frame(code: str, message: str, re: Any = None) -> bytes:
-    payload: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    payload: dict[str, Any] = {"type": EventKind.ERROR, "code": code, "message": message}
     if re is not None:
         payload["re"] = re
     return orjson.dumps(payload)

@@ -2,8 +2,9 @@
 
 The room puts frames here without waiting; the websocket writer takes them in batches.
 Past the soft limit, consecutive `ai.delta`s of one generation are merged (fewer, larger
-deltas, the same text); past the hard limit the queue gives up and the session is closed
-with 4509, and the client resumes with `join` + `since`.
+deltas, the same text; never a `full` one, which holds the whole text so far); past the
+hard limit the queue gives up and the session is closed with 4509, and the client resumes
+with `join` + `since`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from actors.events import RoomEvent
+from actors.events import EventKind, RoomEvent
 
 
 @dataclass(slots=True)
@@ -22,6 +23,7 @@ class _Pending:
     frame: bytes
     kind: str
     gen: str | None
+    mergeable: bool  # an `ai.delta` that a following one of its generation may join
 
 
 class OutboundQueue:
@@ -39,24 +41,35 @@ class OutboundQueue:
         self.writing = False  # a writer holds frames taken from the queue (not yet sent)
         self.overflowed = False
         self.closed = False
-        self.merged = 0
-
-    @property
-    def pending_bytes(self) -> int:
-        return self._bytes
 
     def __len__(self) -> int:
         return len(self._frames)
 
     def put(self, frame: bytes, kind: str = "", gen: str | None = None) -> bool:
-        """Queue `frame`; False when the queue is closed or has just overflowed."""
+        """Queue `frame` (of kind `kind`, an `EventKind`); False when the queue is closed or
+        has just overflowed."""
+        return self._queue(frame, kind, gen, mergeable=kind == EventKind.AI_DELTA)
+
+    def put_events(self, events: Sequence[RoomEvent]) -> bool:
+        """Queue several room events in order; False as `put`.
+
+        A room hands every member the same sequence object, so a subclass may prepare the
+        bytes once per sequence (the socket writes them all in one go).
+        """
+        return all([self._queue_event(event) for event in events])
+
+    def _queue_event(self, event: RoomEvent) -> bool:
+        mergeable = event.kind == EventKind.AI_DELTA and not event.full
+        return self._queue(event.frame, event.kind, event.gen, mergeable=mergeable)
+
+    def _queue(self, frame: bytes, kind: str, gen: str | None, *, mergeable: bool) -> bool:
         if self.closed:
             return False
-        if kind == "ai.delta" and self._bytes > self.soft_limit and self._merge(frame, gen):
+        if mergeable and self._bytes > self.soft_limit and self._merge(frame, gen):
             return True
         if not self._frames and self.on_backlog is not None:
             self.on_backlog()
-        self._frames.append(_Pending(frame, kind, gen))
+        self._frames.append(_Pending(frame, kind, gen, mergeable))
         self._bytes += len(frame)
         if self._bytes > self.hard_limit:
             self.overflowed = True
@@ -66,20 +79,12 @@ class OutboundQueue:
             self._ready.set()
         return True
 
-    def put_events(self, events: Sequence[RoomEvent]) -> bool:
-        """Queue several room events in order; False as `put`.
-
-        A room hands every member the same sequence object, so a subclass may prepare the
-        bytes once per sequence (the socket writes them all in one go).
-        """
-        return all([self.put(event.frame, event.kind, event.gen) for event in events])
-
     def _merge(self, frame: bytes, gen: str | None) -> bool:
         """Fold a delta into the previous one when that is the newest frame queued."""
         if not self._frames:
             return False
         last = self._frames[-1]
-        if last.kind != "ai.delta" or last.gen != gen:
+        if not last.mergeable or last.gen != gen:
             return False
         earlier, later = orjson.loads(last.frame), orjson.loads(frame)
         earlier["text"] += later["text"]
@@ -87,7 +92,6 @@ class OutboundQueue:
         merged = orjson.dumps(earlier)
         self._bytes += len(merged) - len(last.frame)
         last.frame = merged
-        self.merged += 1
         return True
 
     def close(self) -> None:

@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 
 from errors import Invalid
+from storage.messages import MAX_CLIENT_ID
 from storage.types import unstorable
 
 MAX_BODY = 4000
-MAX_CLIENT_ID = 64
 MAX_ID = 64
 
 ReqId = str | int | None

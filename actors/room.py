@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from actors.actor import Actor, reject, resolve
 from actors.errors import ActorError, ActorStopped, MailboxFull
-from actors.events import RoomEvent, frame
+from actors.events import EventKind, RoomEvent, frame
 from actors.ports import MessageStore, UserRef
 from actors.room_assistant import RoomAssistant
 from actors.room_messages import (
@@ -30,11 +30,11 @@ from actors.room_messages import (
     CancelGeneration,
     Changed,
     Deleted,
-    Delivered,
     Enter,
     Exit,
     FaultHook,
     FillGap,
+    FromBus,
     GenerationDone,
     LeftReason,
     Member,
@@ -42,7 +42,7 @@ from actors.room_messages import (
     Prompted,
     RoomMessage,
     Tick,
-    Typing,
+    UserTyping,
     topic,
 )
 from errors import Invalid, NotFound, RoomcastError, Unavailable
@@ -106,7 +106,7 @@ class RoomActor(Actor[RoomMessage]):
             assistant,
             store=store,
             publish=self._publish,
-            deliver=self._deliver,
+            deliver=self._order,
             tell=self._tell_self,
             interrupt_after=interrupt_after,
         )
@@ -162,7 +162,7 @@ class RoomActor(Actor[RoomMessage]):
 
     def _from_bus(self, bus_event: BusEvent) -> None:
         try:
-            self.tell(Delivered(RoomEvent.unpack(bus_event.data)))
+            self.tell(FromBus(RoomEvent.unpack(bus_event.data)))
         except MailboxFull:
             # A stored event lost here is refetched by the gap fill; others are ephemeral.
             logger.warning(
@@ -176,7 +176,7 @@ class RoomActor(Actor[RoomMessage]):
     # Messages.
 
     async def on_receive(self, message: RoomMessage) -> None:
-        if self._outgoing and not isinstance(message, Delivered):
+        if self._outgoing and not isinstance(message, FromBus):
             self._flush()  # events fanned out so far go before anything else
         if self._fault is not None:
             self._fault(self.room_id, message)
@@ -186,8 +186,8 @@ class RoomActor(Actor[RoomMessage]):
 
     async def _handle(self, message: RoomMessage) -> None:
         match message:
-            case Delivered(event=event):
-                self._deliver(event)
+            case FromBus(event=event):
+                self._order(event)
             case Post():
                 self._pending.append(message)
                 self._has_pending.set()
@@ -195,8 +195,8 @@ class RoomActor(Actor[RoomMessage]):
                 await self._enter(message)
             case Exit(session_id=session_id, reason=reason):
                 await self._exit(session_id, reason)
-            case Typing(user=user):
-                typing = {"type": "typing", "room": self.room_id, "user": user.to_json()}
+            case UserTyping(user=user):
+                typing = {"type": EventKind.TYPING, "room": self.room_id, "user": user.to_json()}
                 await self._publish(RoomEvent.of(typing, origin=user.id))
             case FillGap():
                 await self._fill_gap()
@@ -219,17 +219,17 @@ class RoomActor(Actor[RoomMessage]):
         self.members[member.session_id] = member
         last = self.delivered_seq or 0
         joined = {
-            "type": "joined",
+            "type": EventKind.JOINED,
             "room": self.room_id,
             "seq": last,
             "members": await self._everyone(member.user),
         }
         if enter.re is not None:
             joined["re"] = enter.re
-        member.outbound.put(frame(joined), "joined")
+        member.outbound.put(frame(joined), EventKind.JOINED)
         if enter.since is not None and enter.since < last:
             for event in await self._store.events_between(self.room_id, enter.since, last):
-                member.outbound.put(frame(event), event["type"])
+                member.outbound.put(frame(event), EventKind(event["type"]))
         self.assistant.catch_up(member.outbound)
         resolve(enter.reply, last)
         if first_of_user:
@@ -238,7 +238,7 @@ class RoomActor(Actor[RoomMessage]):
     async def _exit(self, session_id: str, reason: LeftReason | None = None) -> None:
         member = self.members.pop(session_id, None)
         if member is not None and reason is not None:
-            member.outbound.put(self._left_frame(reason), "left")  # after all it got
+            member.outbound.put(self._left_frame(reason), EventKind.LEFT)  # after all it got
         if member is not None and not self._has_user(member.user.id):
             await self._went_offline(member.user)
 
@@ -265,7 +265,12 @@ class RoomActor(Actor[RoomMessage]):
         return any(m.user.id == user_id for m in self.members.values())
 
     async def _announce(self, user: UserRef, state: str) -> None:
-        event = {"type": "presence", "room": self.room_id, "user": user.to_json(), "state": state}
+        event = {
+            "type": EventKind.PRESENCE,
+            "room": self.room_id,
+            "user": user.to_json(),
+            "state": state,
+        }
         await self._publish(RoomEvent.of(event))
 
     async def _publish(self, event: RoomEvent) -> None:
@@ -276,11 +281,12 @@ class RoomActor(Actor[RoomMessage]):
 
     # Ordered fan-out.
 
-    def _deliver(self, event: RoomEvent) -> None:
+    def _order(self, event: RoomEvent) -> None:
+        """Collect `event` for the members: stored events once each and in `seq` order."""
         if event.seq is None:
-            if event.kind.startswith("ai.") and not self.assistant.track(event):
+            if event.kind.is_ai and not self.assistant.track(event):
                 return
-            self._fan_out(event)
+            self._collect(event)
             return
         delivered = self.delivered_seq or 0
         if event.seq <= delivered:
@@ -291,13 +297,13 @@ class RoomActor(Actor[RoomMessage]):
                 loop = asyncio.get_running_loop()
                 self._gap_timer = loop.call_later(self._gap_hold, self._request_gap_fill)
             return
-        self._fan_out(event)
+        self._collect(event)
         self.delivered_seq = event.seq
         while (following := self._held.pop((self.delivered_seq or 0) + 1, None)) is not None:
-            self._fan_out(following)
+            self._collect(following)
             self.delivered_seq = following.seq
 
-    def _fan_out(self, event: RoomEvent) -> None:
+    def _collect(self, event: RoomEvent) -> None:
         """Collect `event` for the members; `_flush` hands them what collected in one go.
 
         The events of a commit (and everything else the mailbox holds at the time) then
@@ -307,12 +313,16 @@ class RoomActor(Actor[RoomMessage]):
 
     def _flush(self) -> None:
         events, self._outgoing = self._outgoing, []
-        typists = {event.origin for event in events if event.kind == "typing"}
+        typists = {event.origin for event in events if event.kind is EventKind.TYPING}
         overflowed = []
         for member in self.members.values():
             mine = events
             if typists and member.user.id in typists:  # nobody sees their own typing
-                mine = [e for e in events if e.kind != "typing" or e.origin != member.user.id]
+                mine = [
+                    e
+                    for e in events
+                    if e.kind is not EventKind.TYPING or e.origin != member.user.id
+                ]
             if len(mine) == 1:
                 delivered = member.outbound.put(mine[0].frame, mine[0].kind, mine[0].gen)
             else:
@@ -340,9 +350,9 @@ class RoomActor(Actor[RoomMessage]):
                 "room %s: filling gap %d..%d from storage", self.room_id, delivered + 1, upto
             )
             for payload in await self._store.events_between(self.room_id, delivered, upto):
-                self._deliver(RoomEvent.of(payload))
+                self._order(RoomEvent.of(payload))
         if self._held and min(self._held) == (self.delivered_seq or 0) + 1:
-            self._deliver(self._held.pop(min(self._held)))
+            self._order(self._held.pop(min(self._held)))
 
     # Group commit.
 
@@ -440,7 +450,7 @@ class RoomActor(Actor[RoomMessage]):
             )
             del self._unpublished[:-UNPUBLISHED_LIMIT]  # the oldest are in the database
             for event in events:
-                self._tell_self(Delivered(event))
+                self._tell_self(FromBus(event))
             return
         self._unpublished.clear()
 
@@ -485,7 +495,7 @@ class RoomActor(Actor[RoomMessage]):
             return
         logger.info("room %s: caught up %d..%d from storage", self.room_id, delivered + 1, target)
         for payload in missed:
-            self._deliver(RoomEvent.of(payload))
+            self._order(RoomEvent.of(payload))
 
     async def _reload_settings(self) -> None:
         """Pick up a changed mode or system prompt (every tick, and on `room_changed`)."""
@@ -498,12 +508,12 @@ class RoomActor(Actor[RoomMessage]):
             self._settings = room
 
     def _left_frame(self, reason: LeftReason) -> bytes:
-        return frame({"type": "left", "room": self.room_id, "reason": reason})
+        return frame({"type": EventKind.LEFT, "room": self.room_id, "reason": reason})
 
     def _deleted(self) -> None:
         gone = self._left_frame(LeftReason.DELETED)
         for member in self.members.values():
-            member.outbound.put(gone, "left")
+            member.outbound.put(gone, EventKind.LEFT)
         self.members.clear()
         self._gone = True
         pending, self._pending = self._pending, []

@@ -19,7 +19,7 @@ import orjson
 
 from actors.actor import reject, resolve
 from actors.assistant import Job, Run, build_prompt, wants_answer
-from actors.events import RoomEvent, error_frame, frame
+from actors.events import EventKind, RoomEvent, error_frame, frame
 from actors.llm import Prompt
 from actors.outbound import OutboundQueue
 from actors.ports import MessageStore
@@ -38,13 +38,14 @@ from storage.rooms import RoomRecord
 logger = logging.getLogger(__name__)
 
 ENDED_REMEMBERED = 64  # generations whose end was seen, so a second end is dropped
+_ENDS = (EventKind.AI_END, EventKind.AI_ERROR)
 
 
 @dataclass(slots=True)
 class LiveGeneration:
     """The text so far of a running generation, for members who join mid-answer."""
 
-    start: bytes
+    start: RoomEvent
     gen_id: str
     parts: list[str] = field(default_factory=list)
     last_seen: float = 0.0  # loop time of its last delta or heartbeat
@@ -173,46 +174,46 @@ class RoomAssistant:
         generation (two instances may both declare a dead one interrupted).
         """
         now = asyncio.get_running_loop().time()
-        if event.kind == "ai.start" and event.gen is not None:
-            self._live = LiveGeneration(event.frame, event.gen, last_seen=now)
+        if event.kind is EventKind.AI_START and event.gen is not None:
+            self._live = LiveGeneration(event, event.gen, last_seen=now)
             return True
-        if event.kind in ("ai.end", "ai.error") and event.gen is not None:
+        if event.kind in _ENDS and event.gen is not None:
             if event.gen in self._ended:
                 return False
             self._ended[event.gen] = None
             while len(self._ended) > ENDED_REMEMBERED:
                 del self._ended[next(iter(self._ended))]
         if self._live is None or event.gen != self._live.gen_id:
-            return event.kind != "ai.beat"
+            return event.kind is not EventKind.AI_BEAT
         self._live.last_seen = now
-        if event.kind == "ai.delta":
+        if event.kind is EventKind.AI_DELTA:
             self._live.parts.append(orjson.loads(event.frame)["text"])
-        elif event.kind in ("ai.end", "ai.error"):
+        elif event.kind in _ENDS:
             self._live = None
-        return event.kind != "ai.beat"
+        return event.kind is not EventKind.AI_BEAT
 
     def catch_up(self, outbound: OutboundQueue) -> None:
         """Give a member who joins mid-answer the `ai.start` and the text so far."""
         live = self._live
         if live is None:
             return
-        outbound.put(live.start, "ai.start", live.gen_id)
         so_far = {
-            "type": "ai.delta",
+            "type": EventKind.AI_DELTA,
             "room": self.room_id,
             "gen": live.gen_id,
             "i": len(live.parts) - 1,
             "text": "".join(live.parts),
             "full": True,
         }
-        outbound.put(frame(so_far), "ai.delta.full", live.gen_id)
+        full = RoomEvent(EventKind.AI_DELTA, frame(so_far), gen=live.gen_id, full=True)
+        outbound.put_events([live.start, full])
 
     async def tick(self) -> None:
         """Heartbeat our running generation; end another instance's that went silent."""
         if self._running is not None:
             gen_id = self._running[0].job.gen_id
             await self._publish(
-                RoomEvent.of({"type": "ai.beat", "room": self.room_id, "gen": gen_id})
+                RoomEvent.of({"type": EventKind.AI_BEAT, "room": self.room_id, "gen": gen_id})
             )
         elif self._live is not None:
             silent = asyncio.get_running_loop().time() - self._live.last_seen
@@ -223,7 +224,7 @@ class RoomAssistant:
         """A generation of another instance went silent: its instance died. End it for all."""
         logger.warning("room %s: generation %s lost its heartbeat", self.room_id, gen_id)
         error = {
-            "type": "ai.error",
+            "type": EventKind.AI_ERROR,
             "room": self.room_id,
             "gen": gen_id,
             "code": "interrupted",
@@ -236,4 +237,4 @@ class RoomAssistant:
 
 def _refuse(post: Post, code: str, message: str) -> None:
     if post.sender is not None:
-        post.sender.put(error_frame(code, message, post.re), "error")
+        post.sender.put(error_frame(code, message, post.re), EventKind.ERROR)

@@ -108,12 +108,20 @@ class AssistantDeps:
 
 
 @dataclass(frozen=True, slots=True)
-class Typing:
+class UserTyping:
+    """A member's user is typing: the room publishes it to everyone else.
+
+    Not `actors.requests.Typing`, the client's request, which names a room; this names
+    the user, for the room that request was for.
+    """
+
     user: UserRef
 
 
 @dataclass(frozen=True, slots=True)
-class Delivered:
+class FromBus:
+    """An event that arrived on the room's topic, from this instance or another."""
+
     event: RoomEvent
 
 
@@ -126,8 +134,8 @@ RoomMessage = (
     Enter
     | Exit
     | Post
-    | Typing
-    | Delivered
+    | UserTyping
+    | FromBus
     | FillGap
     | Prompted
     | CancelGeneration

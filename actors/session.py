@@ -18,14 +18,21 @@ from typing import Any
 from actors.actor import Actor
 from actors.close_reason import Closer, CloseReason
 from actors.errors import ActorError, MailboxFull
-from actors.events import error_frame, frame
+from actors.events import EventKind, error_frame, frame
 from actors.failed_tells import FailedTells
 from actors.outbound import OutboundQueue
 from actors.ports import RoomDirectory, UserRef, Verified
 from actors.requests import Auth, Cancel, Join, Leave, Ping, Request, Send, Typing
 from actors.room import RoomActor
-from actors.room_messages import CancelGeneration, Enter, Exit, LeftReason, Member, Post
-from actors.room_messages import Typing as RoomTyping
+from actors.room_messages import (
+    CancelGeneration,
+    Enter,
+    Exit,
+    LeftReason,
+    Member,
+    Post,
+    UserTyping,
+)
 from errors import Forbidden, Invalid, NotFound, RateLimited, RoomcastError, Unauthorized
 from storage.messages import Appended, Author, NewMessage
 from storage.rooms import RoomAccess
@@ -114,10 +121,12 @@ class SessionActor(Actor[Request | TeamLeft]):
         try:
             await self._handle(message)
         except RoomcastError as exc:
-            self.outbound.put(error_frame(exc.code, exc.message, message.id), "error")
+            self.outbound.put(error_frame(exc.code, exc.message, message.id), EventKind.ERROR)
         except Exception:
             # The client hears of it; the supervisor logs the crash and restarts us.
-            self.outbound.put(error_frame("internal", "internal error", message.id), "error")
+            self.outbound.put(
+                error_frame("internal", "internal error", message.id), EventKind.ERROR
+            )
             raise
 
     async def _handle(self, request: Request) -> None:
@@ -127,7 +136,7 @@ class SessionActor(Actor[Request | TeamLeft]):
             case Typing(room=room_id):
                 room = self._joined(room_id)
                 try:
-                    room.tell(RoomTyping(self.user))
+                    room.tell(UserTyping(self.user))
                 except MailboxFull:
                     pass  # typing is best effort
             case Join():
@@ -136,9 +145,9 @@ class SessionActor(Actor[Request | TeamLeft]):
                 left = self.joined.pop(room_id, None)
                 if left is not None:
                     self._exit(left)
-                self._reply(request.id, {"type": "left", "room": room_id})
+                self._reply(request.id, {"type": EventKind.LEFT, "room": room_id})
             case Ping():
-                self._reply(request.id, {"type": "pong"})
+                self._reply(request.id, {"type": EventKind.PONG})
             case Auth(token=token):
                 await self._reauth(token, request.id)
             case Cancel():
@@ -175,8 +184,8 @@ class SessionActor(Actor[Request | TeamLeft]):
                 # The room would go on delivering to us: end the connection instead.
                 self.close(CloseReason.ROOM_ACCESS_CHANGED)
             except ActorError:  # the room has stopped: nothing more comes from it
-                left = {"type": "left", "room": room_id, "reason": LeftReason.REMOVED}
-                self.outbound.put(frame(left), "left")
+                left = {"type": EventKind.LEFT, "room": room_id, "reason": LeftReason.REMOVED}
+                self.outbound.put(frame(left), EventKind.LEFT)
 
     def _exit(self, room: RoomActor) -> None:
         # Refused: the room is gone, or overloaded; then it keeps this member until an
@@ -223,10 +232,10 @@ class SessionActor(Actor[Request | TeamLeft]):
                 code, message = error.code, f"message not stored: {error.message}"
             else:
                 code, message = "internal", "message not stored"
-            self.outbound.put(error_frame(code, message, request.id), "error")
+            self.outbound.put(error_frame(code, message, request.id), EventKind.ERROR)
             return
         appended = done.result()
-        ack = {"type": "ack", "room": request.room, "seq": appended.message.seq}
+        ack = {"type": EventKind.ACK, "room": request.room, "seq": appended.message.seq}
         ack["client_id"] = request.client_id
         self._reply(request.id, ack)
 
@@ -243,7 +252,7 @@ class SessionActor(Actor[Request | TeamLeft]):
             lambda reply: CancelGeneration(request.gen, self.user.id, may_cancel_any, reply),
             timeout=self._limits.join_timeout,
         )
-        self._reply(request.id, {"type": "ack"})
+        self._reply(request.id, {"type": EventKind.ACK})
 
     async def _reauth(self, token: str, re: Any) -> None:
         try:
@@ -277,7 +286,7 @@ class SessionActor(Actor[Request | TeamLeft]):
         self._reply(
             re,
             {
-                "type": "ready",
+                "type": EventKind.READY,
                 "user": (user or self.user).to_json(),
                 "session": self.session_id,
                 "heartbeat": int(heartbeat) if heartbeat.is_integer() else heartbeat,

@@ -12,7 +12,7 @@ from actors.events import RoomEvent
 from actors.outbound import OutboundQueue
 from actors.ports import UserRef
 from actors.room import RoomActor
-from actors.room_messages import Delivered, Enter, Member, Post
+from actors.room_messages import Enter, FromBus, Member, Post
 from storage.bus import MemoryBus
 from storage.cache import Cache
 from storage.db import Database
@@ -82,7 +82,7 @@ async def test_the_messages_of_one_commit_reach_each_member_in_one_handover(lobb
 async def test_a_single_event_is_handed_over_alone(lobby):
     room, members = lobby
     event = {"type": "message", "room": room.room_id, "seq": 1, "body": "x"}
-    room.tell(Delivered(RoomEvent.of(event)))
+    room.tell(FromBus(RoomEvent.of(event)))
     async with asyncio.timeout(5):
         while not all(handovers(member) for member in members):
             await asyncio.sleep(0.01)
@@ -95,8 +95,8 @@ async def test_a_batch_leaves_out_the_typists_own_typing_event(lobby):
     typist = members[1].user
     typing = {"type": "typing", "room": room.room_id, "user": typist.to_json()}
     message = {"type": "message", "room": room.room_id, "seq": 1, "body": "x"}
-    room.tell(Delivered(RoomEvent.of(typing, origin=typist.id)))
-    room.tell(Delivered(RoomEvent.of(message)))
+    room.tell(FromBus(RoomEvent.of(typing, origin=typist.id)))
+    room.tell(FromBus(RoomEvent.of(message)))
     async with asyncio.timeout(5):
         while not all(handovers(member) for member in members):
             await asyncio.sleep(0.01)
@@ -111,7 +111,7 @@ async def test_events_collected_are_handed_over_before_a_newcomer_is_let_in(lobb
     newcomer = Member("s-new", UserRef("u-new", "New"), Recording())
     for seq in (1, 2):
         event = {"type": "message", "room": room.room_id, "seq": seq, "body": "x"}
-        room.tell(Delivered(RoomEvent.of(event)))
+        room.tell(FromBus(RoomEvent.of(event)))
     joined_seq = await room.ask(lambda reply: Enter(newcomer, None, None, reply), timeout=5)
     assert joined_seq == 2
     assert handovers(members[0])[0] == [("message", 1), ("message", 2)]
