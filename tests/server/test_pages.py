@@ -1,16 +1,19 @@
-"""The start page at `/` and the read-only documents under `/docs/`: every link works,
-nothing but the listed documents is served."""
+"""The web app at `/` and `/app/`, and the read-only documents under `/docs/`: every link
+works, the app's files come with their types under a same-origin policy, and nothing but
+the listed files and documents is served."""
 
 from __future__ import annotations
 
 import asyncio
+import posixpath
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from server.app import create_app
-from server.http.pages import DOCS_DIR
+from server.http.pages import APP_FILES, DOCS_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,18 +38,26 @@ async def links_of(client) -> list[str]:
     return parser.hrefs
 
 
-async def test_the_start_page_is_plain_html_under_a_policy_that_allows_nothing_else(
-    client,
-) -> None:
+APP_POLICY = (
+    "default-src 'self'; connect-src 'self'; img-src 'self'; style-src 'self'; "
+    "script-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+async def test_the_start_page_is_the_web_app_under_a_same_origin_policy(client) -> None:
     response = await client.get("/")
     assert response.status == 200
     assert response.headers["Content-Type"] == "text/html; charset=utf-8"
-    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert response.headers["Content-Security-Policy"] == APP_POLICY
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     page = await response.text()
-    assert "<h1>Roomcast</h1>" in page
-    assert not any(tag in page for tag in ("<script", "<style", "style=", "<img", "<link"))
-    assert page == (REPO / "server" / "static" / "index.html").read_text()
+    assert page == (REPO / "server" / "static" / "app" / "index.html").read_text()
+    assert '<script type="module" src="/app/main.js"></script>' in page
+    assert '<link rel="stylesheet" href="/app/app.css">' in page
+    # No inline script or style: the policy would refuse them.
+    assert "<style" not in page
+    assert "style=" not in page
+    assert page.count("<script") == 1
 
 
 async def test_the_start_page_links_the_api_reference_the_openapi_document_and_the_docs(
@@ -63,9 +74,76 @@ async def test_the_start_page_links_the_api_reference_the_openapi_document_and_t
 
 async def test_every_link_of_the_start_page_resolves(client) -> None:
     for href in await links_of(client):
+        if href.startswith("#"):
+            continue  # a screen of the app itself
         assert href.startswith("/"), f"{href}: the page links only this server"
         response = await client.get(href)
         assert response.status == 200, href
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "source"),
+    [
+        ("app.css", "text/css; charset=utf-8", "server/static/app/app.css"),
+        ("main.js", "text/javascript; charset=utf-8", "server/static/app/main.js"),
+        ("api.js", "text/javascript; charset=utf-8", "server/static/app/api.js"),
+        ("views/login.js", "text/javascript; charset=utf-8", "server/static/app/views/login.js"),
+        (
+            "views/account.js",
+            "text/javascript; charset=utf-8",
+            "server/static/app/views/account.js",
+        ),
+        ("icon.svg", "image/svg+xml", "server/static/app/icon.svg"),
+        ("roomcast.js", "text/javascript; charset=utf-8", "clients/js/roomcast.js"),
+    ],
+)
+async def test_each_app_file_is_served_with_its_type_under_the_policy(
+    client, name: str, content_type: str, source: str
+) -> None:
+    if not (REPO / source).is_file():
+        pytest.fail(f"{source} is missing from the repository")
+    response = await client.get(f"/app/{name}")
+    assert response.status == 200
+    assert response.headers["Content-Type"] == content_type
+    assert response.headers["Content-Security-Policy"] == APP_POLICY
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert await response.read() == (REPO / source).read_bytes()
+
+
+def test_every_module_the_app_imports_is_one_the_server_serves() -> None:
+    app = REPO / "server" / "static" / "app"
+    relative_import = re.compile(r'(?:from|import\()\s*"(\.\.?/[^"]+)"')
+    imported = set()
+    for script in [*app.glob("*.js"), *app.glob("views/*.js")]:
+        folder = script.parent.relative_to(app).as_posix()
+        for target in relative_import.findall(script.read_text()):
+            imported.add(posixpath.normpath(posixpath.join(folder, target)))
+    assert imported
+    assert imported <= set(APP_FILES), imported - set(APP_FILES)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/app/",
+        "/app/index.html",
+        "/app/nothing.js",
+        "/app/MAIN.JS",
+        "/app/main.js.orig",
+        "/app/views/",
+        "/app/views/nothing.js",
+        "/app/../config.py",
+        "/app/..%2fconfig.py",
+        "/app/..%2F..%2Frun.py",
+        "/app/views/..%2F..%2F..%2Fhttp%2Fpages.py",
+        "/app/%2E%2E/%2E%2E/run.py",
+        "/app//etc/passwd",
+        "/app/%2Fetc%2Fpasswd",
+        "/app/main.js%00.txt",
+    ],
+)
+async def test_nothing_but_the_listed_app_files_is_served_from_app(client, target: str) -> None:
+    assert await raw_status(client, target) == 404
 
 
 @pytest.mark.parametrize("name", ["protocol.md", "architecture.md", "operations.md"])

@@ -1,0 +1,252 @@
+// The web app's shell: sign-in state, the one realtime Client, navigation and the
+// hash router. Screens live in views/*.js; rooms and chat in chat.js.
+
+import { api, ApiError, session } from "./api.js";
+import { Client, RefreshingToken } from "./roomcast.js";
+import { h, replace } from "./views/dom.js";
+import { loginView, signupView } from "./views/login.js";
+import { accountView } from "./views/account.js";
+import { teamsView, teamView, inviteView } from "./views/teams.js";
+import { billingView } from "./views/billing.js";
+import { adminView } from "./views/admin.js";
+
+const STORAGE_KEY = "roomcast.tokens";
+const PENDING_KEY = "roomcast.after-login";
+const main = document.getElementById("main");
+const nav = document.getElementById("nav");
+const banner = document.getElementById("banner");
+
+let teams = [];          // GET /teams, refreshed on sign-in and when a screen changes them
+let currentTeamId = null;
+let unmountView = null;  // cleanup of the screen on show
+let chatView = null;     // { view, teamId } while a chat route is mounted
+
+const ROUTES = [
+  [/^#\/login$/, false, (c) => loginView(c, shell)],
+  [/^#\/signup$/, false, (c) => signupView(c, shell)],
+  [/^#\/invite\/([^/]+)$/, true, (c, token) => inviteView(c, shell, decodeURIComponent(token))],
+  [/^#\/account$/, true, (c) => accountView(c, shell)],
+  [/^#\/teams$/, true, (c) => teamsView(c, shell)],
+  [/^#\/teams\/([^/]+)$/, true, (c, teamId) => teamView(c, shell, teamId)],
+  [/^#\/teams\/([^/]+)\/rooms(?:\/([^/]+))?$/, true, (c, teamId, roomId) => chatRoute(c, teamId, roomId || null)],
+  [/^#\/billing\/([^/]+)$/, true, (c, teamId) => billingView(c, shell, teamId)],
+  [/^#\/admin$/, true, (c) => adminView(c, shell)],
+];
+
+// What the screens get: navigation and the sign-in state they may change.
+const shell = {
+  navigate: (hash) => { location.hash = hash; },
+  signIn,
+  signOut,
+  reloadMe,
+  reloadTeams,
+  get teams() { return teams; },
+  team: (teamId) => teams.find((t) => t.id === teamId) || null,
+};
+
+async function signIn(tokens) {
+  await startSession(tokens);
+  const pending = sessionStorage.getItem(PENDING_KEY);
+  sessionStorage.removeItem(PENDING_KEY);
+  if (pending) location.hash = pending;
+  else location.hash = teams.length ? `#/teams/${teams[0].id}/rooms` : "#/teams";
+}
+
+async function startSession(tokens) {
+  session.tokens = new RefreshingToken("", tokens, {
+    onChange: (pair) => localStorage.setItem(STORAGE_KEY, JSON.stringify(pair)),
+  });
+  localStorage.setItem(STORAGE_KEY, JSON.stringify(tokens));
+  session.me = await api("GET", "/me");
+  await reloadTeams();
+  await startClient();
+  renderNav();
+}
+
+async function startClient() {
+  const client = new Client("", () => session.tokens.token());
+  session.client = client;
+  let wasOpen = false;
+  client.on("state", ({ state, code }) => {
+    if (session.client !== client) return;
+    if (state === "open") {
+      wasOpen = true;
+      showBanner(null);
+    } else if ((state === "reconnecting" || state === "connecting") && wasOpen) {
+      showBanner("Reconnecting…");
+    } else if (state === "closed") {
+      clientClosed(client, code);
+    }
+  });
+  await client.connect();
+}
+
+// The server closed for good: a revoked sign-in (4401) signs out; anything else says so.
+async function clientClosed(client, code) {
+  if (session.client !== client) return;
+  try {
+    await api("GET", "/me");
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      await endSession("Your sign-in has ended. Please log in again.");
+      return;
+    }
+  }
+  if (code === 4401) {
+    // The sign-in is still good (a password change closes every socket): connect again.
+    await startClient();
+    route();
+  } else {
+    showBanner("Disconnected from the server. Reload the page to try again.");
+  }
+}
+
+async function signOut({ everywhere = false } = {}) {
+  // Our own socket closes first, so the server's revocation finds nothing of ours open.
+  const client = session.client;
+  session.client = null;
+  if (client) await client.close().catch(() => {});
+  try {
+    if (everywhere) await api("POST", "/auth/logout-all", {});
+    else await api("POST", "/auth/logout", { refresh_token: session.tokens.tokens.refresh_token });
+  } finally {
+    await endSession(null);
+  }
+}
+
+async function endSession(message) {
+  const client = session.client;
+  unmount();
+  Object.assign(session, { me: null, tokens: null, client: null });
+  localStorage.removeItem(STORAGE_KEY);
+  teams = [];
+  renderNav();
+  showBanner(null);
+  if (client) await client.close().catch(() => {});
+  if (message) sessionStorage.setItem("roomcast.notice", message);
+  if (location.hash === "#/login") route();
+  else location.hash = "#/login";
+}
+
+async function reloadMe() {
+  session.me = await api("GET", "/me");
+  renderNav();
+  return session.me;
+}
+
+async function reloadTeams() {
+  const page = await api("GET", "/teams?limit=200");
+  teams = page.items;
+  if (!teams.some((t) => t.id === currentTeamId)) currentTeamId = teams.length ? teams[0].id : null;
+  renderNav();
+  return teams;
+}
+
+function showBanner(text) {
+  banner.textContent = text || "";
+  banner.hidden = !text;
+}
+
+function renderNav() {
+  nav.hidden = !session.me;
+  if (!session.me) {
+    nav.replaceChildren();
+    return;
+  }
+  const link = (href, label) => h("a", { href, "aria-current": location.hash.startsWith(href) ? "page" : null }, label);
+  replace(nav,
+    currentTeamId && link(`#/teams/${currentTeamId}/rooms`, "Rooms"),
+    link("#/teams", "Teams"),
+    link("#/account", "Account"),
+    currentTeamId && link(`#/billing/${currentTeamId}`, "Billing"),
+    session.me.role === "admin" && link("#/admin", "Admin"),
+    h("button", { type: "button", class: "link", onclick: () => signOut() }, "Log out"),
+  );
+}
+
+function unmount() {
+  if (chatView) {
+    chatView.view.unmount();
+    chatView = null;
+  }
+  if (unmountView) {
+    const cleanup = unmountView;
+    unmountView = null;
+    cleanup();
+  }
+}
+
+async function chatRoute(container, teamId, roomId) {
+  const team = shell.team(teamId);
+  if (!team) {
+    container.append(h("p", { role: "alert", class: "error" }, "No such team, or you are not a member of it."));
+    return;
+  }
+  const { mountChat } = await import("./chat.js");
+  const view = mountChat(container, {
+    api, client: session.client, me: session.me, teamId, roomId, team, navigate: shell.navigate,
+  });
+  chatView = { view, teamId };
+}
+
+async function route() {
+  const hash = location.hash || "#/";
+  const signedIn = session.me !== null;
+  const match = ROUTES.map(([pattern, needsLogin, render]) => [hash.match(pattern), needsLogin, render])
+    .find(([found]) => found);
+  if (!match) {
+    location.hash = signedIn ? (currentTeamId ? `#/teams/${currentTeamId}/rooms` : "#/teams") : "#/login";
+    return;
+  }
+  const [found, needsLogin, render] = match;
+  if (needsLogin && !signedIn) {
+    sessionStorage.setItem(PENDING_KEY, hash);
+    location.hash = "#/login";
+    return;
+  }
+  if (!needsLogin && signedIn) {
+    location.hash = currentTeamId ? `#/teams/${currentTeamId}/rooms` : "#/teams";
+    return;
+  }
+  const teamId = hash.match(/^#\/(?:teams|billing)\/([^/]+)/);
+  if (teamId && shell.team(teamId[1])) currentTeamId = teamId[1];
+  // Switching rooms within the team the chat shows: let chat.js switch if it can.
+  const isChat = /^#\/teams\/[^/]+\/rooms/.test(hash);
+  if (isChat && chatView && found[1] === chatView.teamId && typeof chatView.view.show === "function") {
+    chatView.view.show(found[2] || null);
+    renderNav();
+    return;
+  }
+  unmount();
+  const container = h("div", { class: "view" });
+  replace(main, container);
+  const notice = sessionStorage.getItem("roomcast.notice");
+  if (notice && !signedIn) {
+    sessionStorage.removeItem("roomcast.notice");
+    container.append(h("p", { class: "notice", role: "status" }, notice));
+  }
+  renderNav();
+  try {
+    const cleanup = await render(container, ...found.slice(1));
+    if (typeof cleanup === "function") unmountView = cleanup;
+  } catch (error) {
+    container.append(h("p", { class: "error", role: "alert" }, error.message || String(error)));
+  }
+}
+
+async function start() {
+  const stored = localStorage.getItem(STORAGE_KEY);
+  if (stored) {
+    try {
+      await startSession(JSON.parse(stored));
+    } catch (error) {
+      if (session.client) await session.client.close().catch(() => {});
+      Object.assign(session, { me: null, tokens: null, client: null });
+      localStorage.removeItem(STORAGE_KEY);
+    }
+  }
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+start();
