@@ -15,12 +15,24 @@ from server.http import auth, billing, health, pages, rooms, teams
 from server.metrics import Metrics
 from server.middleware import error_middleware, metrics_middleware, request_id_middleware
 from server.outbox import make_outbox
-from server.state import BUS, CACHE, DATABASE, JOBS, KV, METRICS, OUTBOX, REDIS, SETTINGS
+from server.state import (
+    BUS,
+    CACHE,
+    DATABASE,
+    JOBS,
+    KV,
+    METRICS,
+    OUTBOX,
+    PRESENCE,
+    REDIS,
+    SETTINGS,
+)
 from storage import redis as redis_conn
 from storage.bus import SHARDS, MemoryBus, RedisStreamBus
 from storage.cache import Cache
 from storage.db import Database
 from storage.kv import MemoryKeyValue, RedisKeyValue
+from storage.presence import MemoryPresence
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +55,14 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         )
         app[REDIS] = redis
         app[KV] = RedisKeyValue(redis)
-        app[BUS] = RedisStreamBus(redis, reader=reader)
+        bus = RedisStreamBus(redis, reader=reader)
+        app[BUS] = bus
+        app[PRESENCE] = bus.presence(settings.presence_ttl)
     else:
         app[REDIS] = None
         app[KV] = MemoryKeyValue()
         app[BUS] = MemoryBus()
+        app[PRESENCE] = MemoryPresence()
     app[CACHE] = Cache(app[KV])
     app[OUTBOX] = make_outbox(settings, app[DATABASE])
     logger.info(

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+from actors.assistant import AssistantConfig
+
 Env = Literal["development", "production", "test"]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 ProxyHeaders = Literal["x-forwarded", "forwarded"]
@@ -21,6 +23,10 @@ AIProvider = Literal["gemini", "offline"]
 
 class ConfigError(Exception):
     """The environment does not describe a runnable configuration."""
+
+
+#: The assistant's budget and queue defaults, written once on its own config.
+_ASSISTANT = AssistantConfig()
 
 
 def _sqlite_url(var_dir: Path) -> str:
@@ -110,9 +116,9 @@ class Settings:
     ai_breaker_failures: int = 5
     ai_breaker_cooldown: float = 30.0
     ai_offline_delay: float = 0.03
-    ai_context_tokens: int = 8000
-    ai_max_output_tokens: int = 1024
-    ai_queue_size: int = 8
+    ai_context_tokens: int = _ASSISTANT.context_tokens
+    ai_max_output_tokens: int = _ASSISTANT.max_output_tokens
+    ai_queue_size: int = _ASSISTANT.queue_size
     # Across instances: presence entries live this long unless refreshed (every tick);
     # a generation silent this long is declared interrupted by the others.
     presence_ttl: float = 6.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 
 from prometheus_client import Gauge
 
@@ -20,19 +21,17 @@ logger = logging.getLogger(__name__)
 
 
 class Probe:
-    """Publish every `interval`; healthy while the newest echo is at most `stale_after` old."""
+    """Publish every `interval`; healthy while the newest echo is at most `stale_after` old.
+
+    The topic is new with every probe (every start of the instance): only this instance
+    reads it.
+    """
 
     def __init__(
-        self,
-        bus: Bus,
-        instance_id: str,
-        lag: Gauge,
-        *,
-        interval: float = 1.0,
-        stale_after: float = 5.0,
+        self, bus: Bus, lag: Gauge, *, interval: float = 1.0, stale_after: float = 5.0
     ) -> None:
         self._bus = bus
-        self._topic = f"probe:{instance_id}"
+        self._topic = f"probe:{uuid.uuid4().hex[:12]}"
         self._lag = lag
         self._interval = interval
         self._stale_after = stale_after

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -19,7 +19,7 @@ from server.auth.guard import require_admin
 from server.http import shapes
 from server.http.json import json_response
 from server.http.operation import answers
-from server.llm.factory import LLMTuning, build_llm
+from server.llm.factory import build_llm
 from server.llm.resilience import ResilientLLM
 from server.probe import Probe
 from server.state import (
@@ -28,15 +28,14 @@ from server.state import (
     DATABASE,
     HUB,
     METRICS,
+    PRESENCE,
     PROBE,
     QUOTAS,
     REDIS,
     REVOCATIONS,
     SETTINGS,
 )
-from storage.bus import RedisStreamBus
 from storage.message_store import SqlMessageStore, SqlRoomDirectory
-from storage.presence import MemoryPresence, Presence, RedisPresence
 from storage.room_lists import RoomListCache
 
 logger = logging.getLogger(__name__)
@@ -48,51 +47,49 @@ LLM_KEY = web.AppKey("llm", ResilientLLM)
 FAULTS: web.AppKey[FaultHook] = web.AppKey("faults")
 
 
-async def _hub(app: web.Application) -> AsyncIterator[None]:
-    database = app[DATABASE]
-    metrics = app[METRICS]
-    settings = app[SETTINGS]
+async def _realtime(app: web.Application) -> AsyncIterator[None]:
+    """The realtime core for the app's life: the model, the hub and its actors, revocations
+    and control events routed into the hub, and (across instances) the bus probe."""
+    llm = await _start_llm(app)
+    probe = Probe(app[BUS], app[METRICS].bus_probe_lag) if app[REDIS] is not None else None
+    hub = app[HUB] = _new_hub(app, llm, probe)
+    stop_closing_revoked = _close_revoked_sessions(app, hub)
+    hub.start()
+    control_subscription = await control.subscribe(app)
+    if probe is not None:
+        app[PROBE] = probe
+        await probe.start()
+    yield
+    if probe is not None:
+        await probe.stop()
+    control_subscription.close()
+    app[REVOCATIONS].route_through(None)
+    stop_closing_revoked()
+    await hub.close()
+    await llm.close()
+
+
+async def _start_llm(app: web.Application) -> ResilientLLM:
+    """The model behind the assistant, as the settings choose it, warmed up."""
+    llm = build_llm(app[SETTINGS])
+    await llm.warm_up()
+    app[LLM_KEY] = llm
+    return llm
+
+
+def _new_hub(app: web.Application, llm: ResilientLLM, probe: Probe | None) -> Hub:
+    """The instance's hub on the real storage; it refuses sends while the probe is stale."""
+    database, metrics, settings = app[DATABASE], app[METRICS], app[SETTINGS]
 
     async def verify(token: str) -> Verified:
         return await ws.verify_token(app, token)
 
-    llm = build_llm(
-        settings,
-        LLMTuning(
-            first_token_timeout=settings.ai_first_token_timeout,
-            idle_timeout=settings.ai_idle_timeout,
-            request_timeout=settings.ai_request_timeout,
-            retries=settings.ai_retries,
-            backoff_base=settings.ai_backoff_base,
-            breaker_failures=settings.ai_breaker_failures,
-            breaker_cooldown=settings.ai_breaker_cooldown,
-            offline_delay=settings.ai_offline_delay,
-        ),
+    assistant = AssistantConfig(
+        context_tokens=settings.ai_context_tokens,
+        max_output_tokens=settings.ai_max_output_tokens,
+        queue_size=settings.ai_queue_size,
     )
-    await llm.warm_up()
-    app[LLM_KEY] = llm
-    assistant = AssistantDeps(
-        llm,
-        app[QUOTAS],
-        AssistantConfig(
-            context_tokens=settings.ai_context_tokens,
-            max_output_tokens=settings.ai_max_output_tokens,
-            queue_size=settings.ai_queue_size,
-        ),
-    )
-    bus = app[BUS]
-    redis = app[REDIS]
-    probe: Probe | None = None
-    presence: Presence = MemoryPresence()
-    if isinstance(bus, RedisStreamBus) and redis is not None:
-        probe = Probe(bus, bus.instance_id, metrics.bus_probe_lag)
-        presence = RedisPresence(
-            redis,
-            bus.instance_id,
-            key_of=lambda room_id: f"{bus.stream_key(f'room:{room_id}')}:presence",
-            ttl=settings.presence_ttl,
-        )
-    hub = Hub(
+    return Hub(
         store=SqlMessageStore(database, RoomListCache(app[CACHE])),
         directory=SqlRoomDirectory(database),
         bus=app[BUS],
@@ -105,33 +102,29 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
             interrupt_after=settings.ai_interrupt_after,
         ),
         fault=app.get(FAULTS),
-        assistant=assistant,
-        presence=presence,
+        assistant=AssistantDeps(llm, app[QUOTAS], assistant),
+        presence=app[PRESENCE],
         bus_ready=probe.healthy if probe is not None else lambda: True,
         on_crash=lambda name, exc: metrics.actor_crashes.labels(name.split(":")[0]).inc(),
         on_tell_failed=lambda kind, message, error: metrics.actor_tells_failed.labels(
             kind, message, error
         ).inc(),
     )
-    app[HUB] = hub
-    unregister = app[REVOCATIONS].register(lambda user_id: _revoked(hub, user_id))
-    unregister_sign_ins = app[REVOCATIONS].register_sign_in(
+
+
+def _close_revoked_sessions(app: web.Application, hub: Hub) -> Callable[[], None]:
+    """Have every revocation close the hub's matching websockets; returns the undo."""
+    revocations = app[REVOCATIONS]
+    unregister_users = revocations.register(lambda user_id: _revoked(hub, user_id))
+    unregister_sign_ins = revocations.register_sign_in(
         lambda user_id, family_id: _sign_in_revoked(hub, user_id, family_id)
     )
-    hub.start()
-    control_subscription = await control.subscribe(app)
-    if probe is not None:
-        app[PROBE] = probe
-        await probe.start()
-    yield
-    if probe is not None:
-        await probe.stop()
-    control_subscription.close()
-    app[REVOCATIONS].route_through(None)
-    unregister()
-    unregister_sign_ins()
-    await hub.close()
-    await llm.close()
+
+    def unregister() -> None:
+        unregister_users()
+        unregister_sign_ins()
+
+    return unregister
 
 
 def _revoked(hub: Hub, user_id: str) -> None:
@@ -159,7 +152,7 @@ async def _going_away(app: web.Application) -> None:
 
 
 def setup(app: web.Application) -> None:
-    app.cleanup_ctx.append(_hub)
+    app.cleanup_ctx.append(_realtime)
     app.on_shutdown.append(_going_away)
     ws.setup(app)
     app.router.add_get("/api/v1/admin/actors", actor_tree)

@@ -25,6 +25,7 @@ from storage.bus import Bus
 from storage.cache import Cache
 from storage.db import Database
 from storage.kv import KeyValue
+from storage.presence import Presence
 from storage.redis import RedisClient
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -34,6 +35,8 @@ REDIS: web.AppKey[RedisClient | None] = web.AppKey("redis")
 KV: web.AppKey[KeyValue] = web.AppKey("kv")
 CACHE = web.AppKey("cache", Cache)
 BUS: web.AppKey[Bus] = web.AppKey("bus")
+#: Who is in which room: in Redis beside the bus when there is one, else in process.
+PRESENCE: web.AppKey[Presence] = web.AppKey("presence")
 JOBS = web.AppKey("jobs", aiojobs.Scheduler)
 OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
 PASSWORDS = web.AppKey("passwords", Passwords)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from storage.presence import RedisPresence
 from storage.redis import REDIS_DOWN, RedisClient, xread_one_slot
 
 logger = logging.getLogger(__name__)
@@ -137,6 +138,16 @@ class RedisStreamBus:
 
     def stream_key(self, topic: str) -> str:
         return f"{{rc:{shard_of(topic, self._shards)}}}:{topic}"
+
+    def presence(self, ttl: float) -> RedisPresence:
+        """Presence shared by the instances on this bus: a hash per room beside the room's
+        stream (`{rc:<shard>}:room:<id>:presence`), so both live on one cluster node."""
+        return RedisPresence(
+            self._redis,
+            self.instance_id,
+            key_of=lambda room_id: f"{self.stream_key(f'room:{room_id}')}:presence",
+            ttl=ttl,
+        )
 
     def _wake_key(self, shard: int) -> str:
         return f"{{rc:{shard}}}:wake:{self.instance_id}"

@@ -1,7 +1,7 @@
 """The model providers behind `actors.llm.LLM`: Gemini, the offline stand-in, and the
 resilience wrapper (timeouts, retries, circuit breaker) that goes around either."""
 
-from server.llm.factory import LLMTuning, build_llm
+from server.llm.factory import build_llm
 from server.llm.gemini import GeminiLLM
 from server.llm.offline import OfflineLLM
 from server.llm.resilience import CircuitBreaker, ResilientLLM
@@ -9,7 +9,6 @@ from server.llm.resilience import CircuitBreaker, ResilientLLM
 __all__ = [
     "CircuitBreaker",
     "GeminiLLM",
-    "LLMTuning",
     "OfflineLLM",
     "ResilientLLM",
     "build_llm",

@@ -81,7 +81,7 @@ class GeminiLLM:
         model: str,
         *,
         base_url: str | None = None,
-        request_timeout_s: float = 300.0,
+        request_timeout_s: float,
         http_session: aiohttp.ClientSession | None = None,
     ) -> None:
         self._api_key = api_key

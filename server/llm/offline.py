@@ -57,7 +57,7 @@ class OfflineLLM:
 
     model = "roomcast-offline"
 
-    def __init__(self, delay_s: float = 0.03) -> None:
+    def __init__(self, delay_s: float) -> None:
         self._delay = delay_s
 
     async def stream(self, prompt: Prompt) -> AsyncGenerator[Chunk, None]:

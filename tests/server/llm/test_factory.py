@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from server.config import Settings
-from server.llm import LLMTuning, ResilientLLM, build_llm
+from server.llm import ResilientLLM, build_llm
 from tests.fakes.gemini import FakeGemini, reply
 from tests.server.llm.conftest import PROMPT, collect, text_of
 
 
 async def test_without_an_api_key_the_offline_model_answers() -> None:
-    llm = build_llm(Settings(gemini_api_key=None), LLMTuning(offline_delay=0))
+    llm = build_llm(Settings(gemini_api_key=None, ai_offline_delay=0))
 
     chunks = await collect(llm.stream(PROMPT))
 
@@ -20,8 +20,8 @@ async def test_without_an_api_key_the_offline_model_answers() -> None:
 
 
 async def test_ai_provider_offline_wins_over_an_api_key() -> None:
-    settings = Settings(ai_provider="offline", gemini_api_key="k-123")
-    llm = build_llm(settings, LLMTuning(offline_delay=0))
+    settings = Settings(ai_provider="offline", gemini_api_key="k-123", ai_offline_delay=0)
+    llm = build_llm(settings)
 
     assert llm.model == "roomcast-offline"
     await llm.close()

@@ -205,7 +205,7 @@ async def test_a_stream_that_ends_without_a_finish_reason_is_unavailable(
 
 
 async def test_a_provider_that_refuses_connections_is_unavailable(fake: FakeGemini) -> None:
-    llm = GeminiLLM(API_KEY, MODEL, base_url=fake.base_url)
+    llm = GeminiLLM(API_KEY, MODEL, base_url=fake.base_url, request_timeout_s=10.0)
     await fake.stop()
     try:
         _, error = await failing(llm.stream(PROMPT))

@@ -72,7 +72,7 @@ async def test_max_output_tokens_cuts_the_answer_with_length() -> None:
 
 
 async def test_it_names_itself_as_the_offline_model() -> None:
-    llm = OfflineLLM()
+    llm = OfflineLLM(delay_s=0)
 
     assert llm.model == "roomcast-offline"
     await llm.close()
