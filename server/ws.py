@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
 from actors.close_reason import CloseReason
 from actors.errors import ActorError, MailboxFull
@@ -214,9 +214,24 @@ class Connection:
         close reply, which completes the handshake (or on the close timeout). The read
         loop is this handler's own coroutine: one suspended frame less per connection.
         """
+        self._start_writer_on_backlog(session)
+        self.heartbeat.connections.add(self)
+        ws = self.ws
+        try:
+            while not ws.closed:
+                message = await ws.receive()
+                self.seen = self.heartbeat.round
+                if message.type is WSMsgType.TEXT:  # the hot path stays in the loop
+                    self._received_text(session, message.data)
+                elif not await self._received_other(message):
+                    return
+        finally:
+            await self._end(session)
 
-        # The writer is started only when a frame has to wait (most sessions never need
-        # one: their frames go straight into the socket), which keeps idle sessions small.
+    def _start_writer_on_backlog(self, session: SessionActor) -> None:
+        """Start the writer only when a frame has to wait: most sessions never need one
+        (their frames go straight into the socket), which keeps idle sessions small."""
+
         def start_writer() -> None:
             if self._writer is None:
                 self._writer = asyncio.create_task(self.write(session), name=session.name)
@@ -224,41 +239,43 @@ class Connection:
         session.outbound.on_backlog = start_writer
         if len(session.outbound):
             start_writer()
-        self.heartbeat.connections.add(self)
-        ws = self.ws
-        try:
-            while not ws.closed:
-                message = await ws.receive()
-                self.seen = self.heartbeat.round
-                kind = message.type
-                if kind is WSMsgType.TEXT:
-                    if self._closing is not None:
-                        continue
-                    if not self.bucket.take():
-                        self.close_soon(CloseCode.TOO_MANY_FRAMES, "too many frames per second")
-                    else:
-                        self.handle_text(session, message.data)
-                elif kind is WSMsgType.PING:
-                    if not self.bucket.take():
-                        self.close_soon(CloseCode.TOO_MANY_FRAMES, "too many frames per second")
-                    elif self._closing is None:
-                        await ws.pong(message.data)
-                elif kind is WSMsgType.BINARY:
-                    if self._closing is None:
-                        self.close_soon(
-                            CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted"
-                        )
-                elif kind is not WSMsgType.PONG:
-                    return  # closed, closing, or an error (aiohttp sent 1009 for a big frame)
-        finally:
-            self._reading = False
-            self.heartbeat.connections.discard(self)
-            if self._read_over is not None and not self._read_over.done():
-                self._read_over.set_result(None)
-            await self.hub.close_session(session)
-            await self._stop_writer()
-            if self._closing is not None:
-                await self._closing
+
+    def _received_text(self, session: SessionActor, text: str) -> None:
+        """A text frame: within the rate, to the session; dropped once closing."""
+        if self._closing is not None:
+            return
+        if self.bucket.take():
+            self.handle_text(session, text)
+        else:
+            self.close_soon(CloseCode.TOO_MANY_FRAMES, "too many frames per second")
+
+    async def _received_other(self, message: WSMessage) -> bool:
+        """Any frame but text: answer pings, refuse binary; False when the loop must end
+        (closed, closing, or an error: aiohttp sent 1009 for a big frame)."""
+        kind = message.type
+        if kind is WSMsgType.PING:
+            if not self.bucket.take():
+                self.close_soon(CloseCode.TOO_MANY_FRAMES, "too many frames per second")
+            elif self._closing is None:
+                await self.ws.pong(message.data)
+        elif kind is WSMsgType.BINARY:
+            if self._closing is None:
+                self.close_soon(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
+        elif kind is not WSMsgType.PONG:
+            return False
+        return True
+
+    async def _end(self, session: SessionActor) -> None:
+        """The read loop is over: release a close waiting for it, end the session, stop the
+        writer, and let the close finish."""
+        self._reading = False
+        self.heartbeat.connections.discard(self)
+        if self._read_over is not None and not self._read_over.done():
+            self._read_over.set_result(None)
+        await self.hub.close_session(session)
+        await self._stop_writer()
+        if self._closing is not None:
+            await self._closing
 
     async def _stop_writer(self) -> None:
         writer = self._writer
@@ -291,17 +308,17 @@ class Connection:
         if session.outbound.overflowed:
             self.close_for(CloseReason.SLOW_CONSUMER)
 
-    def handle_text(self, session: SessionActor, text: str) -> bool:
-        """Decode one frame and give it to the session; False when the connection must end
-        (`close_soon` has then been called)."""
+    def handle_text(self, session: SessionActor, text: str) -> None:
+        """Decode one frame and give it to the session; a frame that is no request, or a
+        session that has ended, closes the connection (`close_soon`)."""
         try:
             data = decode_frame(text)
         except ValueError:
             self.close_soon(CloseCode.PROTOCOL_VIOLATION, "frame is not JSON")
-            return False
+            return
         if not isinstance(data, dict) or "type" not in data:
             self.close_soon(CloseCode.PROTOCOL_VIOLATION, "frame must be a JSON object with a type")
-            return False
+            return
         try:
             session.tell(parse_request(data))
         except Invalid as exc:
@@ -313,8 +330,6 @@ class Connection:
             )
         except ActorError:
             self.close_soon(CloseCode.INTERNAL_ERROR, "session ended")
-            return False
-        return True
 
 
 async def _first_frame_auth(
