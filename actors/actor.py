@@ -3,8 +3,11 @@
 Others `tell` it (never waits: a full mailbox raises `MailboxFull`) or `ask` it (the
 message carries an `asyncio.Future` that the actor answers; the asker waits with a
 timeout). A crash in `on_start` or `on_receive` ends the task and goes to the parent
-supervisor, which may start a fresh run of the same object: the mailbox survives, so the
-messages queued behind the crash are handled afterwards, in order.
+supervisor. The crashed actor still takes messages while it waits: when the supervisor
+starts a fresh run of the same object, the mailbox has survived and the messages queued
+behind the crash are handled afterwards, in order. When the supervisor gives up (or there
+is none, or the actor was stopping), the actor stops instead and every queued message is
+rejected with `ActorDead`.
 """
 
 from __future__ import annotations
@@ -106,7 +109,6 @@ class Actor(Generic[M]):
         self.restarts = 0  # counted by the supervisor that restarts this actor
         self.started_at: float | None = None  # event loop time of the first start
         self.parent: Parent | None = None
-        # One slot more than the limit `tell` enforces, so a stop marker always fits.
         # Unbounded underneath: `_post` enforces `mailbox_size`, and a stop marker always fits.
         self._inbox: Mailbox[_Envelope[M] | None] = Mailbox()
         self._stop_marker_queued = False
