@@ -219,6 +219,20 @@ class Actor(Generic[M]):
         except TimeoutError:
             raise AskTimeout(self.name, timeout) from None
 
+    def _notify_self(self, message: M) -> None:
+        """Enqueue one of the actor's own notifications (from a task or timer it started),
+        past the mailbox bound: what it reports must not be lost to a full mailbox, and
+        the actor made it, so it cannot flood itself.
+
+        Raises:
+            ActorStopped: the actor is stopping or stopped (`ActorDead` after a crash);
+                then the caller settles what the message would have settled.
+        """
+        if not self.is_alive:
+            raise self._refusal()
+        self._inbox.put_nowait(_Envelope(message))
+        self._wake()
+
     def _post(self, envelope: _Envelope[M]) -> None:
         if not self.is_alive:
             raise self._refusal()

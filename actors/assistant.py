@@ -134,12 +134,25 @@ class Run:
         self._parts: list[str] = []
         self._finish = "stop"
         self._usage: Usage | None = None
+        self._task: asyncio.Task[None] | None = None
         self.cancelled = False
 
+    def start(self) -> asyncio.Task[None]:
+        """Run in a task of its own, which ends after `ai.end` or `ai.error`."""
+        job = self.job
+        self._task = asyncio.create_task(self.run(), name=f"room:{job.room_id} gen {job.gen_id}")
+        return self._task
+
     def cancel(self) -> None:
+        """Stop streaming (a user's cancel): the text so far is stored, finish `cancelled`."""
         self.cancelled = True
         if self._stream is not None:
             self._stream.cancel()
+
+    def abort(self) -> None:
+        """Stop the task at once (its room stops): it ends with `ai.error` `interrupted`."""
+        if self._task is not None:
+            self._task.cancel()
 
     def _event(self, kind: EventKind, **fields: Any) -> dict[str, Any]:
         return {"type": kind, "room": self.job.room_id, "gen": self.job.gen_id, **fields}

@@ -1,9 +1,10 @@
 """The RoomActor: one per live room on an instance. It stores, orders and fans out.
 
 Posts are committed in batches by the room's committer task (group commit: one
-transaction for everything that arrived while the previous batch was committing); each
-sender is acked after commit and the event is published on the bus, or, while the bus
-refuses it, kept and published first when it is back (the relay). Events come back
+transaction for everything that arrived while the previous batch was committing), which
+publishes the new events on the bus (or, while the bus refuses them, keeps them and
+publishes them first when it is back: the relay) and then tells the room `Committed`.
+The room, on its own task, acks each sender and decides the prompts. Events come back
 from the bus (from this instance or any other) and are handed, encoded once, to the
 outbound queues of the local members in `seq` order; a gap is held briefly and then
 filled from the database, as is, on the tick, whatever was committed and never came.
@@ -21,14 +22,16 @@ import logging
 from collections.abc import Callable
 
 from actors.actor import Actor, reject, resolve
+from actors.assistant import Run
 from actors.errors import ActorError, ActorStopped, MailboxFull
 from actors.events import EventKind, RoomEvent, frame
 from actors.ports import MessageStore, UserRef
-from actors.room_assistant import RoomAssistant
+from actors.room_assistant import Actions, RoomAssistant
 from actors.room_messages import (
     AssistantDeps,
     CancelGeneration,
     Changed,
+    Committed,
     Deleted,
     Enter,
     Exit,
@@ -39,10 +42,10 @@ from actors.room_messages import (
     LeftReason,
     Member,
     Post,
-    Prompted,
     RoomMessage,
     Tick,
     UserTyping,
+    publish,
     topic,
 )
 from errors import Invalid, NotFound, RoomcastError, Unavailable
@@ -88,7 +91,7 @@ class RoomActor(Actor[RoomMessage]):
         self.members: dict[str, Member] = {}
         self.delivered_seq: int | None = None
         self._held: dict[int, RoomEvent] = {}
-        self._outgoing: list[RoomEvent] = []  # fanned out, not yet handed to the members
+        self._outgoing: list[RoomEvent] = []  # collected, not yet handed to the members
         self._gap_timer: asyncio.TimerHandle | None = None
         self._pending: list[Post] = []
         self._unpublished: list[RoomEvent] = []  # committed, refused by the bus; in order
@@ -102,20 +105,14 @@ class RoomActor(Actor[RoomMessage]):
         self._presence = presence
         self._bus_ready = bus_ready
         self.assistant = RoomAssistant(
-            room_id,
-            assistant,
-            store=store,
-            publish=self._publish,
-            deliver=self._order,
-            tell=self._tell_self,
-            interrupt_after=interrupt_after,
+            room_id, assistant, store=store, bus=bus, interrupt_after=interrupt_after
         )
 
     # Life.
 
     async def on_start(self) -> None:
         if self._outgoing:
-            self._flush()  # collected before a crash: the members still get them
+            await self._flush()  # collected before a crash: the members still get them
         if self.delivered_seq is None:
             room = await self._store.room(self.room_id)
             if room is None:
@@ -129,7 +126,7 @@ class RoomActor(Actor[RoomMessage]):
 
     async def on_stop(self) -> None:
         if self._outgoing:
-            self._flush()
+            await self._flush()
         if self._committer is not None:
             self._closing = True  # the committer commits what was accepted, then ends
             self._has_pending.set()
@@ -144,6 +141,8 @@ class RoomActor(Actor[RoomMessage]):
     def on_rejected(self, message: RoomMessage, error: ActorError) -> None:
         if isinstance(message, Post):  # told, not asked: its sender waits on its reply
             reject(message.reply, self._refusal_of_sends())
+        elif isinstance(message, Committed):  # stored or refused: each sender still hears
+            message.answer()
 
     def on_stopped(self) -> None:
         # After a crash or a cancellation `on_stop` did not run: the committer still
@@ -177,12 +176,12 @@ class RoomActor(Actor[RoomMessage]):
 
     async def on_receive(self, message: RoomMessage) -> None:
         if self._outgoing and not isinstance(message, FromBus):
-            self._flush()  # events fanned out so far go before anything else
+            await self._flush()  # events collected so far go before anything else
         if self._fault is not None:
             self._fault(self.room_id, message)
         await self._handle(message)
         if self._outgoing and not self.mailbox_depth:
-            self._flush()
+            await self._flush()
 
     async def _handle(self, message: RoomMessage) -> None:
         match message:
@@ -197,11 +196,11 @@ class RoomActor(Actor[RoomMessage]):
                 await self._exit(session_id, reason)
             case UserTyping(user=user):
                 typing = {"type": EventKind.TYPING, "room": self.room_id, "user": user.to_json()}
-                await self._publish(RoomEvent.of(typing, origin=user.id))
+                await publish(self._bus, self.room_id, RoomEvent.of(typing, origin=user.id))
             case FillGap():
                 await self._fill_gap()
-            case Prompted():
-                await self.assistant.prompted(message)
+            case Committed():
+                await self._committed(message)
             case CancelGeneration():
                 self.assistant.cancel(message)
             case Tick():
@@ -211,7 +210,7 @@ class RoomActor(Actor[RoomMessage]):
             case Deleted():
                 self._deleted()
             case GenerationDone(gen_id=gen_id):
-                self.assistant.done(gen_id)
+                await self._act(self.assistant.done(gen_id))
 
     async def _enter(self, enter: Enter) -> None:
         member = enter.member
@@ -230,7 +229,8 @@ class RoomActor(Actor[RoomMessage]):
         if enter.since is not None and enter.since < last:
             for event in await self._store.events_between(self.room_id, enter.since, last):
                 member.outbound.put(frame(event), EventKind(event["type"]))
-        self.assistant.catch_up(member.outbound)
+        if so_far := self.assistant.so_far():
+            member.outbound.put_events(so_far)
         resolve(enter.reply, last)
         if first_of_user:
             await self._announce(member.user, "online")
@@ -271,13 +271,40 @@ class RoomActor(Actor[RoomMessage]):
             "user": user.to_json(),
             "state": state,
         }
-        await self._publish(RoomEvent.of(event))
+        await publish(self._bus, self.room_id, RoomEvent.of(event))
 
-    async def _publish(self, event: RoomEvent) -> None:
+    # The assistant's answers.
+
+    async def _committed(self, committed: Committed) -> None:
+        """Ack a committed batch (on this task), then let the assistant take its prompts."""
+        for event in committed.unpublished:  # the bus refused them: our members get them now
+            self._order(event)
+        stored = committed.answer()
+        if stored:
+            await self._act(await self.assistant.committed(stored, self._settings))
+
+    async def _act(self, actions: Actions) -> None:
+        """Do what the assistant asks: tell refused prompters, publish, start a generation."""
+        for session_id, error in actions.refusals:
+            member = self.members.get(session_id)
+            if member is not None:  # a sender who has left has nobody to tell
+                member.outbound.put(error, EventKind.ERROR)
+        for event in actions.publish:
+            await publish(self._bus, self.room_id, event)
+        for event in actions.local:
+            self._order(event)
+        if actions.start is not None:
+            self._start(actions.start)
+
+    def _start(self, run: Run) -> None:
+        gen_id = run.job.gen_id
+        run.start().add_done_callback(lambda _: self._generation_ended(gen_id))
+
+    def _generation_ended(self, gen_id: str) -> None:
         try:
-            await self._bus.publish(topic(self.room_id), event.pack())
-        except Exception as exc:  # noqa: BLE001 - ephemeral events are best effort
-            logger.warning("room %s: could not publish %s: %r", self.room_id, event.kind, exc)
+            self._notify_self(GenerationDone(gen_id))
+        except ActorStopped:
+            pass  # the room has stopped, and its queue of prompts with it
 
     # Ordered fan-out.
 
@@ -311,7 +338,8 @@ class RoomActor(Actor[RoomMessage]):
         """
         self._outgoing.append(event)
 
-    def _flush(self) -> None:
+    async def _flush(self) -> None:
+        """Hand the members what was collected; one whose queue overflows is let go."""
         events, self._outgoing = self._outgoing, []
         typists = {event.origin for event in events if event.kind is EventKind.TYPING}
         overflowed = []
@@ -332,12 +360,15 @@ class RoomActor(Actor[RoomMessage]):
         for member in overflowed:
             self.members.pop(member.session_id, None)
             member.on_overflow()
+        for user in {member.user.id: member.user for member in overflowed}.values():
+            if not self._has_user(user.id):
+                await self._went_offline(user)
 
     def _request_gap_fill(self) -> None:
         self._gap_timer = None
         try:
-            self.tell(FillGap())
-        except (MailboxFull, ActorStopped):
+            self._notify_self(FillGap())  # a full mailbox must not leave the held events waiting
+        except ActorStopped:
             pass
 
     async def _fill_gap(self) -> None:
@@ -366,7 +397,8 @@ class RoomActor(Actor[RoomMessage]):
                 if not self._pending:
                     self._has_pending.clear()
                 if batch:
-                    await self._commit(batch)
+                    self._hand_over(await self._commit(batch))
+                    batch = []  # the room answers them now
                 elif self._unpublished:  # woken by a tick (or closing) to try the bus again
                     await self._publish_stored([])
                 if self._closing and not self._pending:
@@ -377,27 +409,26 @@ class RoomActor(Actor[RoomMessage]):
             for post in left:
                 reject(post.reply, self._refusal_of_sends())
 
-    async def _commit(self, batch: list[Post]) -> None:
+    async def _commit(self, batch: list[Post]) -> Committed:
+        """Store `batch` and publish what is new; the outcome for the room to answer."""
         if not self._bus_ready():
             # No ack for what could not be delivered: the client retries with its client_id.
-            for post in batch:
-                reject(post.reply, Unavailable("delivery is down; retry shortly"))
-            return
+            return Committed(batch, [Unavailable("delivery is down; retry shortly")] * len(batch))
         outcomes = await self._store_posts(batch)
         fresh = [
             outcome.message
             for outcome in outcomes
             if isinstance(outcome, Appended) and not outcome.duplicate
         ]
-        await self._publish_stored(fresh)  # committed is acked, whatever the bus says
-        for post, appended in zip(batch, outcomes, strict=True):
-            if not isinstance(appended, Appended):
-                reject(post.reply, appended)
-                continue
-            if not appended.duplicate:
-                if self.assistant.may_answer(post, self._settings):
-                    self._tell_self(Prompted(post, appended.message.seq))
-            resolve(post.reply, appended)
+        unpublished = await self._publish_stored(fresh)  # committed is acked, whatever the bus says
+        return Committed(batch, outcomes, unpublished)
+
+    def _hand_over(self, committed: Committed) -> None:
+        """Tell the room a commit's outcome, even past a full mailbox: it holds the acks."""
+        try:
+            self._notify_self(committed)
+        except ActorStopped:
+            committed.answer()  # the room has stopped: no prompts, but every sender hears
 
     async def _store_posts(self, posts: list[Post]) -> list[Appended | RoomcastError]:
         """Store `posts` in order: each one's `Appended`, or the error that refuses it.
@@ -425,11 +456,12 @@ class RoomActor(Actor[RoomMessage]):
         half = len(posts) // 2
         return await self._store_posts(posts[:half]) + await self._store_posts(posts[half:])
 
-    async def _publish_stored(self, messages: list[StoredMessage]) -> None:
+    async def _publish_stored(self, messages: list[StoredMessage]) -> list[RoomEvent]:
         """Publish committed messages, after those the bus refused before, in `seq` order.
 
         What the bus refuses waits in `_unpublished` (the relay) and goes out, first, on
-        the next commit or tick; meanwhile this instance's members get it at once. Only
+        the next commit or tick; meanwhile this instance's members get it at once: the
+        events of `messages` the bus refused are returned for the room to order. Only
         the committer task calls this, so the relay has one writer. If this instance dies
         before the bus returns, the other instances' rooms fetch what they missed from the
         database (`_catch_up`).
@@ -437,11 +469,11 @@ class RoomActor(Actor[RoomMessage]):
         events = [RoomEvent.of(message.to_event()) for message in messages]
         self._unpublished.extend(events)
         if not self._unpublished:
-            return
+            return []
         try:
             packed = [event.pack() for event in self._unpublished]
             await self._bus.publish_many(topic(self.room_id), packed)
-        except Exception as exc:  # noqa: BLE001 - kept for the next attempt
+        except Exception as exc:  # noqa: BLE001 - whatever the bus says, they are kept
             logger.warning(
                 "room %s: bus refused %d committed events; they wait: %r",
                 self.room_id,
@@ -449,16 +481,9 @@ class RoomActor(Actor[RoomMessage]):
                 exc,
             )
             del self._unpublished[:-UNPUBLISHED_LIMIT]  # the oldest are in the database
-            for event in events:
-                self._tell_self(FromBus(event))
-            return
+            return events
         self._unpublished.clear()
-
-    def _tell_self(self, message: RoomMessage) -> None:
-        try:
-            self.tell(message)
-        except (MailboxFull, ActorStopped):
-            logger.warning("room %s: dropped %s", self.room_id, type(message).__name__)
+        return []
 
     # Across instances.
 
@@ -472,7 +497,7 @@ class RoomActor(Actor[RoomMessage]):
             await self._presence.refresh(self.room_id, local.items())
         except Exception as exc:  # noqa: BLE001 - presence is best effort; entries expire
             logger.warning("room %s: presence refresh failed: %r", self.room_id, exc)
-        await self.assistant.tick()
+        await self._act(self.assistant.tick())
 
     async def _catch_up(self) -> None:
         """Fetch from the database what was committed a tick ago and has still not come.

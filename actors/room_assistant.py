@@ -1,8 +1,9 @@
 """The assistant's side of a room: queued prompts, the running generation, the live answer.
 
-A RoomActor owns one `RoomAssistant` and calls it from its own task only. The assistant
-queues prompts (one generation at a time per room), runs them (`actors.assistant.Run`),
-lets the prompter or an admin cancel them, and follows whichever generation is live in
+A RoomActor owns one `RoomAssistant` and calls it from its own task only; the assistant
+answers with what the room should do (`Actions`) and never calls back into the room. It
+queues prompts (one generation at a time per room), hands the room each `actors.assistant.Run`
+to start, lets the prompter or an admin cancel it, and follows whichever generation is live in
 the room, from this instance or another: its text so far (for members who join
 mid-answer) and its heartbeats (a generation that goes silent died with its instance
 and is ended for everyone as `interrupted`).
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -21,18 +21,11 @@ from actors.actor import reject, resolve
 from actors.assistant import Job, Run, build_prompt, wants_answer
 from actors.events import EventKind, RoomEvent, error_frame, frame
 from actors.llm import Prompt
-from actors.outbound import OutboundQueue
 from actors.ports import MessageStore
-from actors.room_messages import (
-    AssistantDeps,
-    CancelGeneration,
-    GenerationDone,
-    Post,
-    Prompted,
-    RoomMessage,
-)
+from actors.room_messages import AssistantDeps, CancelGeneration, Post, publish
 from errors import Forbidden, NotFound
-from storage.messages import NewMessage, StoredMessage
+from storage.bus import Bus
+from storage.messages import Appended, NewMessage, StoredMessage
 from storage.rooms import RoomRecord
 
 logger = logging.getLogger(__name__)
@@ -51,15 +44,23 @@ class LiveGeneration:
     last_seen: float = 0.0  # loop time of its last delta or heartbeat
 
 
+@dataclass(slots=True)
+class Actions:
+    """What the room does for its assistant; the assistant never calls back into the room."""
+
+    publish: list[RoomEvent] = field(default_factory=list)  # for every instance's members
+    local: list[RoomEvent] = field(default_factory=list)  # for this instance's, now
+    refusals: list[tuple[str, bytes]] = field(default_factory=list)  # (session id, error)
+    start: Run | None = None  # a generation to run; its end comes back as GenerationDone
+
+
 class RoomAssistant:
     """Prompts, generations and the live answer of one room (see the module docstring).
 
     Args:
         deps: the model, quotas and limits; None when the instance has no assistant (it
             still follows generations of other instances).
-        publish: puts an event on the room's topic (every instance's members get it).
-        deliver: hands an event to this instance's members directly.
-        tell: tells the room a message (a committed prompt, a finished generation).
+        bus: where a generation publishes its `ai.*` events and its answer.
     """
 
     def __init__(
@@ -68,20 +69,16 @@ class RoomAssistant:
         deps: AssistantDeps | None,
         *,
         store: MessageStore,
-        publish: Callable[[RoomEvent], Awaitable[None]],
-        deliver: Callable[[RoomEvent], None],
-        tell: Callable[[RoomMessage], None],
+        bus: Bus,
         interrupt_after: float,
     ) -> None:
         self.room_id = room_id
         self._deps = deps
         self._store = store
-        self._publish = publish
-        self._deliver = deliver
-        self._tell = tell
+        self._bus = bus
         self._interrupt_after = interrupt_after
         self._queue: list[Job] = []
-        self._running: tuple[Run, asyncio.Task[None]] | None = None
+        self._running: Run | None = None
         self._live: LiveGeneration | None = None
         self._ended: dict[str, None] = {}  # recently ended generations (dedupe ai.end/error)
 
@@ -94,65 +91,67 @@ class RoomAssistant:
         """Drop the queue and stop the running generation (it announces `interrupted`)."""
         self._queue.clear()
         if self._running is not None:
-            self._running[1].cancel()
+            self._running.abort()
 
     # Prompts.
 
-    def may_answer(self, post: Post, settings: RoomRecord | None) -> bool:
-        """The room's mode (as last loaded) asks the assistant to answer this message."""
-        return (
-            self._deps is not None
-            and post.message.author.kind == "user"
-            and settings is not None
-            and wants_answer(settings.assistant, post.ai)
-        )
+    async def committed(
+        self, stored: list[tuple[Post, Appended]], settings: RoomRecord | None
+    ) -> Actions:
+        """Queue an answer to each newly stored message the room's mode (as last loaded)
+        asks for, if its sender has quota left; refuse the others' senders."""
+        actions = Actions()
+        if self._deps is None or settings is None:
+            return actions
+        for post, appended in stored:
+            author = post.message.author
+            if author.kind == "user" and wants_answer(settings.assistant, post.ai):
+                refusal = await self._queue_prompt(author.id or "", appended.message.seq)
+                if refusal is not None and post.session_id is not None:
+                    actions.refusals.append((post.session_id, error_frame(*refusal, post.re)))
+        actions.start = self._next()
+        return actions
 
-    async def prompted(self, prompted: Prompted) -> None:
-        """Queue an answer if the sender has quota left (the mode was checked at commit)."""
-        assert self._deps is not None  # noqa: S101 - only told when configured
-        post = prompted.post
-        author_id = post.message.author.id or ""
+    async def _queue_prompt(self, author_id: str, seq: int) -> tuple[str, str] | None:
+        """Queue a prompt; or the code and message of the error that refuses it."""
+        assert self._deps is not None  # noqa: S101 - only called when configured
         if len(self._queue) >= self._deps.config.queue_size:
-            _refuse(post, "rate_limited", "the assistant is busy in this room; try later")
-            return
+            return "rate_limited", "the assistant is busy in this room; try later"
         if not await self._deps.quotas.try_consume(author_id):
-            _refuse(post, "quota_exceeded", "your plan's daily AI allowance is used up")
-            return
-        self._queue.append(Job(self.room_id, prompted.seq, author_id))
-        self._start_next()
+            return "quota_exceeded", "your plan's daily AI allowance is used up"
+        self._queue.append(Job(self.room_id, seq, author_id))
+        return None
 
-    def done(self, gen_id: str) -> None:
-        """A generation's task ended: start the next one."""
-        if self._running is not None and self._running[0].job.gen_id == gen_id:
+    def done(self, gen_id: str) -> Actions:
+        """A generation's task ended: the next one to start, if any."""
+        if self._running is not None and self._running.job.gen_id == gen_id:
             self._running = None
-        self._start_next()
+        return Actions(start=self._next())
 
     def cancel(self, request: CancelGeneration) -> None:
-        running = self._running
-        if running is None or running[0].job.gen_id != request.gen_id:
+        """Answer a `cancel`: stop the running generation if it is the one asked for."""
+        run = self._running
+        if run is None or run.job.gen_id != request.gen_id:
             reject(request.reply, NotFound("no such generation running in this room"))
             return
-        run = running[0]
         if run.job.prompter_id != request.user_id and not request.may_cancel_any:
             reject(request.reply, Forbidden("only the prompter or a team admin may cancel"))
             return
         run.cancel()
         resolve(request.reply, None)
 
-    def _start_next(self) -> None:
+    def _next(self) -> Run | None:
+        """The next queued prompt's run, when none runs (the room starts it)."""
         if self._running is not None or not self._queue or self._deps is None:
-            return
-        job = self._queue.pop(0)
-        run = Run(
-            job,
+            return None
+        self._running = Run(
+            self._queue.pop(0),
             llm=self._deps.llm,
             load=self._load_context,
             store=self._store_answer,
-            publish=lambda payload: self._publish(RoomEvent.of(payload)),
+            publish=lambda payload: publish(self._bus, self.room_id, RoomEvent.of(payload)),
         )
-        task = asyncio.create_task(run.run(), name=f"room:{self.room_id} gen {job.gen_id}")
-        task.add_done_callback(lambda _: self._tell(GenerationDone(job.gen_id)))
-        self._running = (run, task)
+        return self._running
 
     async def _load_context(self, job: Job) -> Prompt:
         assert self._deps is not None  # noqa: S101 - only called when configured
@@ -192,11 +191,11 @@ class RoomAssistant:
             self._live = None
         return event.kind is not EventKind.AI_BEAT
 
-    def catch_up(self, outbound: OutboundQueue) -> None:
-        """Give a member who joins mid-answer the `ai.start` and the text so far."""
+    def so_far(self) -> list[RoomEvent]:
+        """For a member who joins mid-answer: the live `ai.start` and the text so far."""
         live = self._live
         if live is None:
-            return
+            return []
         so_far = {
             "type": EventKind.AI_DELTA,
             "room": self.room_id,
@@ -206,22 +205,26 @@ class RoomAssistant:
             "full": True,
         }
         full = RoomEvent(EventKind.AI_DELTA, frame(so_far), gen=live.gen_id, full=True)
-        outbound.put_events([live.start, full])
+        return [live.start, full]
 
-    async def tick(self) -> None:
+    def tick(self) -> Actions:
         """Heartbeat our running generation; end another instance's that went silent."""
         if self._running is not None:
-            gen_id = self._running[0].job.gen_id
-            await self._publish(
-                RoomEvent.of({"type": EventKind.AI_BEAT, "room": self.room_id, "gen": gen_id})
-            )
-        elif self._live is not None:
+            beat = {
+                "type": EventKind.AI_BEAT,
+                "room": self.room_id,
+                "gen": self._running.job.gen_id,
+            }
+            return Actions(publish=[RoomEvent.of(beat)])
+        if self._live is not None:
             silent = asyncio.get_running_loop().time() - self._live.last_seen
             if silent > self._interrupt_after:
-                await self._interrupted(self._live.gen_id)
+                return self._interrupted(self._live.gen_id)
+        return Actions()
 
-    async def _interrupted(self, gen_id: str) -> None:
-        """A generation of another instance went silent: its instance died. End it for all."""
+    def _interrupted(self, gen_id: str) -> Actions:
+        """A generation of another instance went silent: its instance died. End it for all,
+        and here even while the bus is down."""
         logger.warning("room %s: generation %s lost its heartbeat", self.room_id, gen_id)
         error = {
             "type": EventKind.AI_ERROR,
@@ -230,11 +233,5 @@ class RoomAssistant:
             "code": "interrupted",
             "message": "the generation was interrupted; ask again",
         }
-        await self._publish(RoomEvent.of(error))
-        if self._live is not None and self._live.gen_id == gen_id:
-            self._deliver(RoomEvent.of(error))  # end it here even if the bus is down
-
-
-def _refuse(post: Post, code: str, message: str) -> None:
-    if post.sender is not None:
-        post.sender.put(error_frame(code, message, post.re), EventKind.ERROR)
+        event = RoomEvent.of(error)
+        return Actions(publish=[event], local=[event])

@@ -1,23 +1,29 @@
 """What a RoomActor is told: the members it keeps, and every message it handles.
 
-Sessions, the hub and the room's own tasks build these; the room handles them one at a
-time in `RoomActor.on_receive`.
+Sessions, the hub and the room's own tasks (the committer, the gap timer, a generation)
+build these; the room handles them one at a time in `RoomActor.on_receive`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.actor import reject, resolve
 from actors.assistant import AssistantConfig, Quotas
 from actors.events import RoomEvent
 from actors.llm import LLM
 from actors.outbound import OutboundQueue
 from actors.ports import UserRef
+from errors import RoomcastError
+from storage.bus import Bus
 from storage.messages import Appended, NewMessage
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(eq=False, slots=True)
@@ -55,19 +61,39 @@ class Exit:
 
 @dataclass(frozen=True, slots=True)
 class Post:
+    """A message to store; `reply` is answered once it is stored (the sender's ack)."""
+
     message: NewMessage
     reply: asyncio.Future[Appended]
     ai: bool | None = None
-    sender: OutboundQueue | None = None  # where to tell the sender of a refused prompt
+    session_id: str | None = None  # the sender's session, told if the assistant refuses
     re: Any = None
 
 
 @dataclass(frozen=True, slots=True)
-class Prompted:
-    """A committed user message; the room decides whether the assistant answers it."""
+class Committed:
+    """The committer's word on a batch of posts: each one's outcome, in order.
 
-    post: Post
-    seq: int
+    The room answers the posts (the acks) and decides the prompts on its own task.
+    `unpublished` are the batch's events the bus refused: this instance's members get
+    them at once, the other instances when the bus takes them.
+    """
+
+    posts: Sequence[Post]
+    outcomes: Sequence[Appended | RoomcastError]
+    unpublished: Sequence[RoomEvent] = ()
+
+    def answer(self) -> list[tuple[Post, Appended]]:
+        """Ack the stored posts and refuse the others; returns the newly stored ones."""
+        fresh = []
+        for post, outcome in zip(self.posts, self.outcomes, strict=True):
+            if isinstance(outcome, Appended):
+                resolve(post.reply, outcome)
+                if not outcome.duplicate:
+                    fresh.append((post, outcome))
+            else:
+                reject(post.reply, outcome)
+        return fresh
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +106,8 @@ class CancelGeneration:
 
 @dataclass(frozen=True, slots=True)
 class GenerationDone:
+    """A generation's task ended (whichever way): the next prompt may run."""
+
     gen_id: str
 
 
@@ -137,7 +165,7 @@ RoomMessage = (
     | UserTyping
     | FromBus
     | FillGap
-    | Prompted
+    | Committed
     | CancelGeneration
     | GenerationDone
     | Tick
@@ -152,3 +180,14 @@ FaultHook = Callable[[str, RoomMessage], None]
 
 def topic(room_id: str) -> str:
     return f"room:{room_id}"
+
+
+async def publish(bus: Bus, room_id: str, event: RoomEvent) -> None:
+    """Put an event that is not stored (typing, presence, `ai.*`) on the room's topic.
+
+    Best effort: its loss costs a frame, never a stored message.
+    """
+    try:
+        await bus.publish(topic(room_id), event.pack())
+    except Exception as exc:  # noqa: BLE001 - a bus fails in ways of its own; nothing to undo
+        logger.warning("room %s: could not publish %s: %r", room_id, event.kind, exc)

@@ -218,7 +218,7 @@ class SessionActor(Actor[Request | TeamLeft]):
         message = NewMessage(request.room, author, request.body, request.client_id)
         reply: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
         try:
-            room.tell(Post(message, reply, request.ai, self.outbound, request.id))
+            room.tell(Post(message, reply, request.ai, self.session_id, request.id))
         except MailboxFull:
             raise RateLimited("the room is busy; retry shortly") from None
         reply.add_done_callback(lambda done: self._acked(done, request))
