@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from pathlib import Path
 
-from playwright.async_api import expect
+from playwright.async_api import Page, expect
 
-from tests.web.conftest import LOGIN_URL, ROOMS_URL, NewPage, SignedUp
+from storage import outbox
+from tests.web.conftest import LOGIN_URL, ROOMS_URL, AppServer, NewPage, SignedUp
 
 
 async def test_a_new_user_signs_up_lands_in_the_rooms_logs_out_and_back_in(
@@ -20,7 +23,7 @@ async def test_a_new_user_signs_up_lands_in_the_rooms_logs_out_and_back_in(
     await page.screenshot(path=screenshots_dir / "signup.png", full_page=True)
 
     account = await signed_up(page, "Ada")
-    await page.get_by_role("button", name="Log out").click()
+    await page.get_by_role("button", name="Log out", exact=True).click()
     await expect(page).to_have_url(LOGIN_URL)
     await page.get_by_label("Email", exact=True).fill(account.email)
     await page.get_by_label("Password", exact=True).fill("Wrong-password-1")
@@ -31,3 +34,88 @@ async def test_a_new_user_signs_up_lands_in_the_rooms_logs_out_and_back_in(
     await page.get_by_role("button", name="Log in", exact=True).click()
     await expect(page).to_have_url(ROOMS_URL)
     await expect(page.get_by_role("link", name="Account")).to_be_visible()
+
+
+async def test_log_out_everywhere_ends_the_sign_in_of_another_browser(
+    new_page: NewPage, signed_up: SignedUp
+) -> None:
+    here = await new_page()
+    account = await signed_up(here, "Linus")
+    there = await new_page()
+    await log_in(there, account.email, account.password)
+
+    await here.get_by_role("link", name="Account").click()
+    await here.get_by_role("button", name="Log out everywhere").click()
+    await expect(here).to_have_url(LOGIN_URL)
+    # The other browser's socket is closed and its refresh token refused: back to login.
+    await expect(there).to_have_url(LOGIN_URL)
+    await expect(there.get_by_role("status").filter(has_text="sign-in has ended")).to_be_visible()
+    assert await there.evaluate("localStorage.getItem('roomcast.tokens')") is None
+
+
+async def test_a_password_change_and_a_rename_take_effect_at_the_next_login(
+    new_page: NewPage, signed_up: SignedUp
+) -> None:
+    page = await new_page()
+    account = await signed_up(page, "Barbara")
+    await page.get_by_role("link", name="Account").click()
+    form = page.get_by_role("form", name="Change password")
+    await form.get_by_label("Current password").fill("not-my-password")
+    await form.get_by_label("New password").fill("Another-Horse-43")
+    await form.get_by_role("button", name="Change password").click()
+    await expect(form.get_by_role("alert")).to_be_visible()
+    await form.get_by_label("Current password").fill(account.password)
+    await form.get_by_role("button", name="Change password").click()
+    await expect(form.get_by_role("status")).to_contain_text("Password changed")
+
+    rename = page.get_by_role("form", name="Your name")
+    await rename.get_by_label("Name").fill("Barbara L.")
+    await rename.get_by_role("button", name="Rename").click()
+    await expect(rename.get_by_role("status")).to_contain_text("Name saved")
+
+    await page.get_by_role("button", name="Log out", exact=True).click()
+    await log_in(page, account.email, "Another-Horse-43")
+    await page.get_by_role("link", name="Account").click()
+    await expect(page.get_by_role("form", name="Your name").get_by_label("Name")).to_have_value(
+        "Barbara L."
+    )
+
+
+async def test_a_one_time_code_by_email_logs_in(
+    new_page: NewPage, signed_up: SignedUp, app_server: AppServer
+) -> None:
+    page = await new_page()
+    account = await signed_up(page, "Katherine")
+    await page.get_by_role("button", name="Log out", exact=True).click()
+
+    form = page.get_by_role("form", name="Log in with a one-time code")
+    await form.get_by_label("Email for a one-time code").fill(account.email)
+    await form.get_by_role("button", name="Email me a code").click()
+    await expect(form.get_by_role("status")).to_contain_text("code is on its way")
+    await form.get_by_label("One-time code", exact=True).fill("000000")
+    await form.get_by_role("button", name="Log in with the code").click()
+    await expect(form.get_by_role("alert")).to_be_visible()
+
+    code = await mailed_code(app_server, account.email)
+    await form.get_by_label("One-time code", exact=True).fill(code)
+    await form.get_by_role("button", name="Log in with the code").click()
+    await expect(page).to_have_url(ROOMS_URL)
+
+
+async def log_in(page: Page, email: str, password: str) -> None:
+    await page.goto("/#/login")
+    await page.get_by_label("Email", exact=True).fill(email)
+    await page.get_by_label("Password", exact=True).fill(password)
+    await page.get_by_role("button", name="Log in", exact=True).click()
+    await expect(page).to_have_url(ROOMS_URL)
+
+
+async def mailed_code(app_server: AppServer, email: str) -> str:
+    """The six-digit code of the newest mail to `email` (the dev outbox is a table)."""
+    async with asyncio.timeout(5):
+        while True:
+            async with app_server.database.sessions() as session:
+                sent = await outbox.list_for(session, email)
+            if sent and (found := re.search(r"\b([0-9]{6})\b", sent[-1].body)):
+                return found.group(1)
+            await asyncio.sleep(0.05)
