@@ -19,7 +19,7 @@ from aiohttp import web
 
 from server.auth.revocation import Revoked
 from server.state import BUS, HUB, REVOCATIONS
-from storage.bus import BusEvent
+from storage.bus import BUS_FAILED, BusEvent
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ async def room_deleted(app: web.Application, room_id: str) -> None:
     """After the commit: every instance's live actor of the room tells its members."""
     try:
         await announce(app, {"type": "room_deleted", "room_id": room_id})
-    except Exception as exc:  # noqa: BLE001 - at least this instance acts at once
+    except BUS_FAILED as exc:  # at least this instance acts at once
         logger.warning("room_deleted for %s not announced: %r", room_id, exc)
         app[HUB].room_deleted(room_id)
 
@@ -46,7 +46,7 @@ async def member_removed(app: web.Application, team_id: str, user_id: str) -> No
     """After the commit: the user's sessions on every instance leave the team's rooms."""
     try:
         await announce(app, {"type": "member_removed", "team_id": team_id, "user_id": user_id})
-    except Exception as exc:  # noqa: BLE001 - this instance at least; the rest on re-auth
+    except BUS_FAILED as exc:  # this instance at least; the rest on re-auth
         logger.warning("member_removed of %s from %s not announced: %r", user_id, team_id, exc)
         app[HUB].member_removed(team_id, user_id)
 
@@ -55,7 +55,7 @@ async def room_changed(app: web.Application, room_id: str) -> None:
     """After the commit: every instance's live actor of the room reloads its settings."""
     try:
         await announce(app, {"type": "room_changed", "room_id": room_id})
-    except Exception as exc:  # noqa: BLE001 - this instance at least; the rest on their tick
+    except BUS_FAILED as exc:  # this instance at least; the rest on their tick
         logger.warning("room_changed for %s not announced: %r", room_id, exc)
         app[HUB].room_changed(room_id)
 

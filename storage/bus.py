@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from storage.presence import RedisPresence
-from storage.redis import REDIS_DOWN, RedisClient, xread_one_slot
+from storage.redis import REDIS_DOWN, REDIS_FAILED, RedisClient, xread_one_slot
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,10 @@ class BusEvent:
 
 
 Handler = Callable[[BusEvent], None]
+
+#: What `publish` and `subscribe` raise when the bus cannot take the event (Redis failed);
+#: the in-process bus never fails.
+BUS_FAILED = REDIS_FAILED
 
 
 class Subscription(Protocol):

@@ -105,7 +105,7 @@ def unavailable_when_down() -> Iterator[None]:
     the block, for callers whose client should retry rather than hear of a bug."""
     try:
         yield
-    except Exception as exc:
+    except (DBAPIError, *DATABASE_DOWN) as exc:
         if not database_down(exc):
             raise
         raise Unavailable("the database is unavailable; retry shortly") from exc

@@ -18,7 +18,14 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ClusterDownError, ReadOnlyError, SlotNotCoveredError, TryAgainError
+from redis.exceptions import (
+    ClusterDownError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -40,6 +47,10 @@ REDIS_DOWN = (
     ConnectionError,
     OSError,
 )
+
+#: Every way a Redis command can fail: Redis unreachable (`REDIS_DOWN`), or a command it
+#: refused (out of memory, a cluster without a node for the slot, ...).
+REDIS_FAILED = (RedisError, RedisClusterException, *REDIS_DOWN)
 
 
 @contextmanager

@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from storage.bus import BUS_FAILED
+
 logger = logging.getLogger(__name__)
 
 RevokedCallback = Callable[[str], Awaitable[None] | None]
@@ -74,7 +76,7 @@ class Revocations:
             try:
                 await self._route(revoked)
                 return
-            except Exception as exc:  # the bus is down: at least this instance acts
+            except BUS_FAILED as exc:  # the bus is down: at least this instance acts
                 logger.warning("revocation %s not routed: %r", revoked, exc)
         await self.notify_local(revoked)
 
