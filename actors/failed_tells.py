@@ -1,9 +1,10 @@
 """Tells that may fail and are not worth failing the caller: logged and counted, never silent.
 
-The hub's notices to rooms (`Changed`, `Deleted`, `Tick`) and a session's `Exit` go to
-actors that may be stopping (nothing more to do) or overloaded (the notice is lost). The
-caller goes on either way, but operators see each loss in the log, with the actor's
-name, and in `roomcast_actor_tells_failed_total`.
+The hub's notices to rooms (`Changed`, `Deleted`, `Tick`) and to sessions (`TeamLeft`),
+and a session's `Exit` and typing notices, go to actors that may be stopping (nothing
+more to do) or overloaded (the notice is lost). The caller goes on either way, but
+operators see each loss in the log, with the actor's name, and in
+`roomcast_actor_tells_failed_total`.
 """
 
 from __future__ import annotations
@@ -40,9 +41,13 @@ class FailedTells:
         try:
             actor.tell(message)
         except ActorError as exc:
-            kind = type(message).__name__
-            logger.warning("%s: could not tell %s %s: %s", sender, actor.name, kind, exc)
-            if self._count is not None:
-                self._count(actor.name.split(":")[0], kind, type(exc).__name__)
+            self.failed(actor, type(message).__name__, exc, sender=sender)
             return False
         return True
+
+    def failed(self, actor: Actor[Any], kind: str, error: ActorError, *, sender: str) -> None:
+        """Log and count a `kind` message that `actor` refused or never answered (an ask
+        that timed out, or met a stop or a crash); `sender` names who tried."""
+        logger.warning("%s: could not tell %s %s: %s", sender, actor.name, kind, error)
+        if self._count is not None:
+            self._count(actor.name.split(":")[0], kind, type(error).__name__)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from actors.actor import ActorSnapshot
 from actors.close_reason import Closer, CloseReason
-from actors.errors import ActorError, MailboxFull
 from actors.failed_tells import CountFailedTell, FailedTells
 from actors.group_commit import GroupCommit
 from actors.outbound import OutboundQueue
@@ -90,13 +89,14 @@ class Hub:
         )
 
     def room(self, room_id: str) -> RoomActor:
+        """The live actor of `room_id`, spawned on first use."""
         return self.rooms.get_or_spawn(room_id)
 
     def start(self) -> None:
         self.rooms.start()
         self.sessions.start()
-        self._expiry = asyncio.create_task(self._expire_tokens(), name="hub token expiry")
-        self._ticker = asyncio.create_task(self._tick(), name="hub tick")
+        self._expiry = asyncio.create_task(self._close_expired_sessions(), name="hub token expiry")
+        self._ticker = asyncio.create_task(self._tick_rooms(), name="hub tick")
 
     def open_session(
         self,
@@ -125,13 +125,24 @@ class Hub:
         return session
 
     async def close_session(self, session: SessionActor) -> None:
+        """End the session of a connection that has ended.
+
+        The session leaves its rooms first, each room confirming it let the member go
+        (and announced the user offline where this was their last session). Only then is
+        its outbound queue closed: a room that finds the queue closed drops the member as
+        overflowed, which no room counting the member may see.
+        """
+        self._forget(session)
+        await session.stop(drain=False)  # its on_stop leaves the rooms
+        await session.leave_rooms()  # those still joined when a crash skipped on_stop
+        session.outbound.close()
+
+    def _forget(self, session: SessionActor) -> None:
         sessions = self._by_user.get(session.user.id)
         if sessions is not None and session in sessions:
             sessions.remove(session)
             if not sessions:
                 del self._by_user[session.user.id]
-        session.outbound.close()
-        await session.stop(drain=False)
 
     def sessions_of(self, user_id: str) -> list[SessionActor]:
         return list(self._by_user.get(user_id, ()))
@@ -154,13 +165,10 @@ class Hub:
     def member_removed(self, team_id: str, user_id: str) -> None:
         """`user_id` is no longer in the team: their sessions here leave its rooms."""
         for session in self.sessions_of(user_id):
-            try:
-                session.tell(TeamLeft(team_id))
-            except MailboxFull:
-                # Its requests would keep the rooms open until handled: end it instead.
+            if not self._tells.tell(session, TeamLeft(team_id), sender="hub"):
+                # Full, or dead after crashing: its rooms would go on delivering the
+                # team's events to it, so the connection ends instead.
                 session.close(CloseReason.ROOM_ACCESS_CHANGED)
-            except ActorError:
-                pass  # the session is ending, and its rooms with it
 
     def room_changed(self, room_id: str) -> None:
         """The room's settings changed: its live actor reloads them."""
@@ -174,7 +182,7 @@ class Hub:
         if room is not None:
             self._tells.tell(room, Deleted(), sender="hub")
 
-    async def _tick(self) -> None:
+    async def _tick_rooms(self) -> None:
         while True:
             await asyncio.sleep(self._config.tick_interval)
             for room in self.rooms.live():
@@ -186,7 +194,7 @@ class Hub:
             for session in list(sessions):
                 session.close(reason)
 
-    async def _expire_tokens(self) -> None:
+    async def _close_expired_sessions(self) -> None:
         while True:
             await asyncio.sleep(1.0)
             now = time.time()
@@ -199,8 +207,11 @@ class Hub:
         return [self.rooms.snapshot(), self.sessions.snapshot()]
 
     async def close(self) -> None:
-        for task in (self._expiry, self._ticker):
-            if task is not None:
-                task.cancel()
+        """Stop the periodic tasks, then the sessions (they leave their rooms), then rooms."""
+        tasks = {task for task in (self._expiry, self._ticker) if task is not None}
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)  # never raises their cancellation, only ours
         await self.sessions.stop(drain=False)
         await self.rooms.close()

@@ -192,8 +192,10 @@ class RoomActor(Actor[RoomMessage]):
                 self._has_pending.set()
             case Enter():
                 await self._enter(message)
-            case Exit(session_id=session_id, reason=reason):
+            case Exit(session_id=session_id, reason=reason, reply=reply):
                 await self._exit(session_id, reason)
+                if reply is not None:
+                    resolve(reply, None)
             case UserTyping(user=user):
                 typing = {"type": EventKind.TYPING, "room": self.room_id, "user": user.to_json()}
                 await publish(self._bus, self.room_id, RoomEvent.of(typing, origin=user.id))

@@ -53,10 +53,16 @@ class LeftReason(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Exit:
-    """A session leaves; with a `reason`, the room tells it `left` after its last event."""
+    """A session leaves; with a `reason`, the room tells it `left` after its last event.
+
+    `reply`, when given, is resolved once the room has let the member go (and announced
+    the user offline if that was their last session here): a closing session keeps its
+    outbound queue open until then.
+    """
 
     session_id: str
     reason: LeftReason | None = None
+    reply: asyncio.Future[None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

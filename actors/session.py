@@ -17,7 +17,7 @@ from typing import Any
 
 from actors.actor import Actor
 from actors.close_reason import Closer, CloseReason
-from actors.errors import ActorError, MailboxFull
+from actors.errors import ActorCrashed, ActorError, AskTimeout, MailboxFull
 from actors.events import EventKind, error_frame, frame
 from actors.failed_tells import FailedTells
 from actors.outbound import OutboundQueue
@@ -55,6 +55,8 @@ class TeamLeft:
 @dataclass(frozen=True, slots=True)
 class SessionLimits:
     join_timeout: float = 10.0
+    # How long a closing session waits for each room to let it go.
+    leave_timeout: float = 10.0
     expiry_grace: float = 60.0
     # Seconds of quiet before the server pings; every `ready` tells the client.
     heartbeat: float = 25.0
@@ -110,9 +112,31 @@ class SessionActor(Actor[Request | TeamLeft]):
         self._close(reason)
 
     async def on_stop(self) -> None:
-        for room in self.joined.values():
-            self._exit(room)
+        await self.leave_rooms()
+
+    async def leave_rooms(self) -> None:
+        """Leave every joined room and wait until each has let this member go (and told
+        the others the user went offline, if this was their last session there).
+
+        Until then the outbound queue must stay open: a room that finds it closed drops
+        the member as overflowed instead. `on_stop` calls this; the hub calls it again
+        after a stop that skipped `on_stop` (a crash), when no task of this actor runs.
+        """
+        rooms = list(self.joined.values())
         self.joined.clear()
+        self.access.clear()
+        await asyncio.gather(*[self._leave_and_wait(room) for room in rooms])
+
+    async def _leave_and_wait(self, room: RoomActor) -> None:
+        try:
+            await room.ask(
+                lambda reply: Exit(self.session_id, reply=reply),
+                timeout=self._limits.leave_timeout,
+            )
+        except ActorError as exc:
+            # Stopped (nothing more comes from it), overloaded or stuck: it drops this
+            # member at its next event, which finds the queue closed.
+            self._tells.failed(room, "Exit", exc, sender=self.name)
 
     async def on_receive(self, message: Request | TeamLeft) -> None:
         if isinstance(message, TeamLeft):
@@ -134,17 +158,12 @@ class SessionActor(Actor[Request | TeamLeft]):
             case Send():
                 self._send(request)
             case Typing(room=room_id):
-                room = self._joined(room_id)
-                try:
-                    room.tell(UserTyping(self.user))
-                except MailboxFull:
-                    pass  # typing is best effort
+                # Best effort: a room too busy to take it loses it (logged and counted).
+                self._tells.tell(self._joined(room_id), UserTyping(self.user), sender=self.name)
             case Join():
                 await self._join(request)
             case Leave(room=room_id):
-                left = self.joined.pop(room_id, None)
-                if left is not None:
-                    self._exit(left)
+                self._leave(room_id)
                 self._reply(request.id, {"type": EventKind.LEFT, "room": room_id})
             case Ping():
                 self._reply(request.id, {"type": EventKind.PONG})
@@ -187,6 +206,21 @@ class SessionActor(Actor[Request | TeamLeft]):
                 left = {"type": EventKind.LEFT, "room": room_id, "reason": LeftReason.REMOVED}
                 self.outbound.put(frame(left), EventKind.LEFT)
 
+    def _leave(self, room_id: str) -> None:
+        """Stop the room's events for this session. Raises RateLimited when the room is
+        too busy to hear it: the session stays joined, and the client retries."""
+        room = self.joined.get(room_id)
+        if room is None:
+            return
+        try:
+            room.tell(Exit(self.session_id))
+        except MailboxFull:
+            raise RateLimited("the room is busy; retry shortly") from None
+        except ActorError as exc:  # the room has stopped: nothing more comes from it
+            self._tells.failed(room, "Exit", exc, sender=self.name)
+        del self.joined[room_id]
+        self.access.pop(room_id, None)
+
     def _exit(self, room: RoomActor) -> None:
         # Refused: the room is gone, or overloaded; then it keeps this member until an
         # event finds our queue closed or full. Either way the loss is logged and counted.
@@ -202,15 +236,25 @@ class SessionActor(Actor[Request | TeamLeft]):
             self._exit(self.joined.pop(request.room))
         room = self._rooms(request.room)
         member = Member(self.session_id, self.user, self.outbound, self._overflowed)
-        await room.ask(
-            lambda reply: Enter(member, request.since, request.id, reply),
-            timeout=self._limits.join_timeout,
-        )
+        try:
+            await room.ask(
+                lambda reply: Enter(member, request.since, request.id, reply),
+                timeout=self._limits.join_timeout,
+            )
+        except (AskTimeout, ActorCrashed):
+            # The room may have let the member in all the same (late, or before the
+            # crash): it must not go on delivering to a session that did not join.
+            self._exit(room)
+            raise
         self.joined[request.room] = room
         self.access[request.room] = access
 
     def _overflowed(self) -> None:
-        self.close(CloseReason.SLOW_CONSUMER)
+        """A room found the outbound queue full (it closed itself): the connection ends
+        with 4509. Once this actor has stopped, the connection has ended already, and a
+        room that could not be told `Exit` drops the member here (that loss is counted)."""
+        if self.is_alive:
+            self.close(CloseReason.SLOW_CONSUMER)
 
     def _send(self, request: Send) -> None:
         room = self._joined(request.room)
@@ -224,9 +268,8 @@ class SessionActor(Actor[Request | TeamLeft]):
         reply.add_done_callback(lambda done: self._acked(done, request))
 
     def _acked(self, done: asyncio.Future[Appended], request: Send) -> None:
-        if done.cancelled():
-            return
-        error = done.exception()
+        # Nobody cancels a send's reply; should it happen, the client still hears of it.
+        error = asyncio.CancelledError() if done.cancelled() else done.exception()
         if error is not None:
             if isinstance(error, RoomcastError):  # its message is safe to show, and says why
                 code, message = error.code, f"message not stored: {error.message}"
