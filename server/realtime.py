@@ -51,7 +51,7 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     """The realtime core for the app's life: the model, the hub and its actors, revocations
     and control events routed into the hub, and (across instances) the bus probe."""
     llm = await _start_llm(app)
-    probe = Probe(app[BUS], app[METRICS].bus_probe_lag) if app[REDIS] is not None else None
+    probe = _bus_probe(app)
     hub = app[HUB] = _new_hub(app, llm, probe)
     stop_closing_revoked = _close_revoked_sessions(app, hub)
     hub.start()
@@ -67,6 +67,13 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     stop_closing_revoked()
     await hub.close()
     await llm.close()
+
+
+def _bus_probe(app: web.Application) -> Probe | None:
+    """A probe of the bus path when it runs through Redis; the in-process bus cannot go deaf."""
+    if app[REDIS] is None:
+        return None
+    return Probe(app[BUS], app[METRICS].bus_probe_lag)
 
 
 async def _start_llm(app: web.Application) -> ResilientLLM:
