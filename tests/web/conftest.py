@@ -73,6 +73,7 @@ class PageProblems:
     """What went wrong in one page: each entry fails the test."""
 
     origin: URL
+    allowed: list[re.Pattern[str]]
     problems: list[str] = field(default_factory=list)
 
     def console(self, message: ConsoleMessage) -> None:
@@ -82,6 +83,8 @@ class PageProblems:
         if _API_ANSWER.match(message.text) and URL(source).path.startswith("/api/v1/"):
             return
         if _SECOND_CLOSE.match(message.text):
+            return
+        if any(pattern.search(message.text) for pattern in self.allowed):
             return
         self.problems.append(f"console: {message.text} ({source})")
 
@@ -119,13 +122,21 @@ NewPage = Callable[..., Awaitable[Page]]
 
 
 @pytest.fixture
-async def new_page(browser: Browser, app_server: AppServer) -> AsyncIterator[NewPage]:
+def allowed_console() -> list[re.Pattern[str]]:
+    """Console errors a test expects (say, refused connections while the server restarts)."""
+    return []
+
+
+@pytest.fixture
+async def new_page(
+    browser: Browser, app_server: AppServer, allowed_console: list[re.Pattern[str]]
+) -> AsyncIterator[NewPage]:
     watched: list[PageProblems] = []
 
     async def make(**context_options: Any) -> Page:
         context = await browser.new_context(base_url=app_server.url, **context_options)
         page = await context.new_page()
-        problems = PageProblems(URL(app_server.url).origin())
+        problems = PageProblems(URL(app_server.url).origin(), allowed_console)
         page.on("console", problems.console)
         page.on("pageerror", problems.page_error)
         page.on("request", problems.request)

@@ -119,3 +119,28 @@ async def mailed_code(app_server: AppServer, email: str) -> str:
             if sent and (found := re.search(r"\b([0-9]{6})\b", sent[-1].body)):
                 return found.group(1)
             await asyncio.sleep(0.05)
+
+
+async def test_a_server_restart_shows_reconnecting_until_the_socket_is_back(
+    new_page: NewPage,
+    signed_up: SignedUp,
+    app_server: AppServer,
+    allowed_console: list[re.Pattern[str]],
+) -> None:
+    # While the server is down the browser reports each refused connection attempt.
+    allowed_console.append(re.compile(r"^WebSocket connection to '\S+/ws' failed"))
+    allowed_console.append(re.compile(r"net::ERR_CONNECTION_REFUSED"))
+    page = await new_page()
+    await signed_up(page, "Margaret")
+    assert await client_state(page) == "open"  # the same-origin policy let the socket through
+    banner = page.get_by_role("status").filter(has_text="Reconnecting…")
+    await expect(banner).to_be_hidden()
+
+    await app_server.restart()
+    await expect(banner).to_be_visible()
+    await expect(banner).to_be_hidden(timeout=20_000)
+    assert await client_state(page) == "open"
+
+
+async def client_state(page: Page) -> str:
+    return str(await page.evaluate("import('/app/api.js').then((m) => m.session.client.state)"))

@@ -64,7 +64,8 @@ async function startSession(tokens) {
 }
 
 async function startClient() {
-  const client = new Client("", () => session.tokens.token());
+  // forceRefresh (after the server refused the token with 4401) spends the refresh token.
+  const client = new Client("", (options) => session.tokens.token(options));
   session.client = client;
   let wasOpen = false;
   client.on("state", ({ state, code }) => {
