@@ -20,7 +20,8 @@ from actors.hub import Hub, HubConfig
 from actors.outbound import OutboundQueue
 from actors.ports import UserRef, Verified
 from actors.requests import Join, Request
-from actors.room_messages import Enter, Member
+from actors.room import RoomActor
+from actors.room_messages import Enter, FillGap, Member
 from actors.session import SessionActor, SessionLimits
 from errors import Unauthorized
 from storage.bus import MemoryBus
@@ -167,7 +168,7 @@ def make_store(database: Database) -> SqlMessageStore:
 
 
 @asynccontextmanager
-async def started_hub(database: Database) -> AsyncIterator[Realtime]:
+async def started_hub(database: Database, *, join_timeout: float = WAIT) -> AsyncIterator[Realtime]:
     """A started hub on the test database, closed on the way out; every tell it could
     not make is counted."""
     ada, _, lobby = await seed.user_team_room(database)
@@ -193,7 +194,10 @@ async def started_hub(database: Database) -> AsyncIterator[Realtime]:
         presence=presence,
         verify=verify,
         # No tick during a test: it would hold the room through the gated presence.
-        config=HubConfig(tick_interval=3600, session_limits=SessionLimits(leave_timeout=WAIT)),
+        config=HubConfig(
+            tick_interval=3600,
+            session_limits=SessionLimits(join_timeout=join_timeout, leave_timeout=WAIT),
+        ),
         on_crash=crashed,
         on_tell_failed=lambda *labels: counted.append(labels),
     )
@@ -203,3 +207,23 @@ async def started_hub(database: Database) -> AsyncIterator[Realtime]:
     finally:
         presence.release()
         await hub.close()
+
+
+async def hold_busy(realtime: Realtime, room: RoomActor) -> asyncio.Future[int]:
+    """Hold `room` busy letting a member in (release with `realtime.presence.release()`);
+    returns that member's entry, answered once released."""
+    realtime.presence.hold()
+    late = Member("late", UserRef("u-late", "Late"), OutboundQueue())
+    entering = asyncio.ensure_future(
+        room.ask(lambda reply: Enter(late, None, None, reply), timeout=WAIT)
+    )
+    await asyncio.wait_for(realtime.presence.entered.wait(), WAIT)
+    return entering
+
+
+async def hold_full(realtime: Realtime, room: RoomActor) -> asyncio.Future[int]:
+    """Hold `room` busy (as `hold_busy`) with a full mailbox."""
+    entering = await hold_busy(realtime, room)
+    while room.mailbox_depth < room.mailbox_size:
+        room.tell(FillGap())  # nothing held back: handled at once when released
+    return entering

@@ -10,12 +10,10 @@ import pytest
 
 from actors.close_reason import CloseReason
 from actors.events import RoomEvent
-from actors.outbound import OutboundQueue
-from actors.ports import UserRef
 from actors.requests import Auth, Ping
-from actors.room_messages import Enter, Member, topic
+from actors.room_messages import topic
 from storage.db import Database
-from tests.actors.realtime import Realtime, eventually, started_hub
+from tests.actors.realtime import Realtime, eventually, hold_busy, started_hub
 
 
 @pytest.fixture
@@ -34,12 +32,7 @@ async def test_the_last_session_closing_is_announced_offline_even_with_an_event_
     await session.join(lobby.id)
     watcher = await realtime.watcher(lobby.id)
     room = realtime.hub.room(lobby.id)
-    realtime.presence.hold()  # the next member entering holds the room busy
-    late = Member("late", UserRef("u-late", "Late"), OutboundQueue())
-    entering = asyncio.ensure_future(
-        room.ask(lambda reply: Enter(late, None, None, reply), timeout=5)
-    )
-    await asyncio.wait_for(realtime.presence.entered.wait(), 5)
+    entering = await hold_busy(realtime, room)
     typing = {"type": "typing", "room": lobby.id, "user": {"id": "u-late", "name": "Late"}}
     await realtime.bus.publish(topic(lobby.id), RoomEvent.of(typing, origin="u-late").pack())
     closing = asyncio.ensure_future(realtime.hub.close_session(session.actor))
