@@ -48,8 +48,16 @@ async def test_an_invitation_link_brings_a_second_user_into_the_team(
     await owner.get_by_label("Role of Bob").select_option("admin")
     await owner.reload()
     await expect(owner.get_by_label("Role of Bob")).to_have_value("admin")
-    await owner.get_by_role("link", name="Teams").click()
+    await owner.get_by_label("New team name").fill("Crew 2")
+    await owner.get_by_role("button", name="Rename team").click()
+    teams = owner.get_by_role("list", name="Your teams")
+    await expect(teams).to_contain_text("Crew 2")
     await owner.screenshot(path=screenshots_dir / "teams.png", full_page=True)
+
+    await teams.get_by_role("link", name="Crew 2").click()
+    await owner.get_by_role("button", name="Delete team").click()
+    await owner.get_by_role("button", name="Delete the team, its rooms and messages").click()
+    await expect(teams).not_to_contain_text("Crew")
 
 
 async def test_billing_without_a_payment_provider_says_so_instead_of_redirecting(

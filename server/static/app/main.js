@@ -20,6 +20,7 @@ let teams = [];          // GET /teams, refreshed on sign-in and when a screen c
 let currentTeamId = null;
 let unmountView = null;  // cleanup of the screen on show
 let chatView = null;     // { view, teamId } while a chat route is mounted
+let routeSeq = 0;        // which route() call is current; a slower older one gives way
 
 const ROUTES = [
   [/^#\/login$/, false, (c) => loginView(c, shell)],
@@ -183,7 +184,9 @@ async function chatRoute(container, teamId, roomId) {
     container.append(h("p", { role: "alert", class: "error" }, "No such team, or you are not a member of it."));
     return;
   }
+  const seq = routeSeq;
   const { mountChat } = await import("./chat.js");
+  if (seq !== routeSeq) return; // the user went elsewhere while chat.js loaded
   const view = mountChat(container, {
     api, client: session.client, me: session.me, teamId, roomId, team, navigate: shell.navigate,
   });
@@ -219,6 +222,7 @@ async function route() {
     return;
   }
   unmount();
+  const seq = ++routeSeq;
   const container = h("div", { class: "view" });
   replace(main, container);
   const notice = sessionStorage.getItem("roomcast.notice");
@@ -229,10 +233,15 @@ async function route() {
   renderNav();
   try {
     const cleanup = await render(container, ...found.slice(1));
-    if (typeof cleanup === "function") unmountView = cleanup;
+    if (typeof cleanup === "function") {
+      if (seq === routeSeq) unmountView = cleanup;
+      else cleanup();
+    }
   } catch (error) {
     container.append(h("p", { class: "error", role: "alert" }, error.message || String(error)));
   }
+  // A new screen: keyboard and screen reader users start at its top, unless it focused a field.
+  if (seq === routeSeq && !main.contains(document.activeElement)) main.focus({ preventScroll: true });
 }
 
 async function start() {

@@ -40,7 +40,7 @@ export async function teamView(container, ctx, teamId) {
   );
   const reload = async () => renderMembers(members, ctx, team, manager, reload);
   await reload();
-  if (manager && !team.personal) container.append(inviteForm(team));
+  if (manager && !team.personal) container.append(inviteForm(team), settingsForm(ctx, team));
   if (team.personal) container.append(h("p", { class: "hint" }, "This is your personal team: it has only you. Create a team to work with others."));
 }
 
@@ -132,6 +132,39 @@ function showInviteLink(result, invitation) {
     h("p", {}, `Invitation for ${invitation.email} as ${invitation.role}, valid until ${new Date(invitation.expires_at).toLocaleDateString()}. It was emailed too; you may also share this link:`),
     h("div", { class: "field" }, h("label", { for: "invite-link" }, "Invitation link"), h("div", { class: "inline" }, input, copy)),
     copied);
+}
+
+// Rename (admins and owners) and delete (owners) a team.
+function settingsForm(ctx, team) {
+  const [nameField, name] = field("New team name", { name: "rename-team", value: team.name, required: true, maxlength: 100 });
+  const errors = alertBox();
+  const form = h("form", { class: "card", "aria-label": "Team settings" },
+    h("h2", {}, "Team settings"), nameField, errors,
+    h("div", { class: "actions" }, h("button", { type: "submit" }, "Rename team")));
+  onSubmit(form, errors, async () => {
+    await api("PATCH", `/teams/${team.id}`, { name: name.value.trim() });
+    await ctx.reloadTeams();
+    ctx.navigate("#/teams");
+  });
+  if (team.role === "owner") {
+    const remove = h("button", { type: "button", class: "danger" }, "Delete team");
+    remove.addEventListener("click", async () => {
+      if (remove.dataset.armed !== "yes") {
+        remove.dataset.armed = "yes";
+        remove.textContent = "Delete the team, its rooms and messages for good";
+        return;
+      }
+      try {
+        await api("DELETE", `/teams/${team.id}`);
+        await ctx.reloadTeams();
+        ctx.navigate("#/teams");
+      } catch (error) {
+        showError(errors, error);
+      }
+    });
+    form.append(h("div", { class: "actions" }, remove));
+  }
+  return form;
 }
 
 export function inviteView(container, ctx, token) {
