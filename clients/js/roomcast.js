@@ -346,7 +346,8 @@ export class Client {
    * `since`: the highest `seq` you already have, to have what came after replayed.
    */
   join(room, { since } = {}) {
-    this._checkOpen();
+    const closed = this._closedError();
+    if (closed) return Promise.reject(closed);
     let entry = this._rooms.get(room);
     if (!entry) {
       entry = { lastSeq: since, joinedOn: -1, waiters: [] };
@@ -375,7 +376,8 @@ export class Client {
    * Rejects SendError when the server refuses it (nothing stored).
    */
   send(room, body, { ai = false, clientId = undefined } = {}) {
-    this._checkOpen();
+    const closed = this._closedError();
+    if (closed) return Promise.reject(closed);
     const id = clientId || randomId();
     if (!this._rooms.has(room)) {
       return Promise.reject(
@@ -414,9 +416,10 @@ export class Client {
 
   // ---------------------------------------------------------------------- internals
 
-  _checkOpen() {
-    if (this._error) throw this._error;
-    if (this._closing) throw new ConnectionClosedError("the client is closed");
+  _closedError() {
+    if (this._error) return this._error;
+    if (this._closing) return new ConnectionClosedError("the client is closed", 1000);
+    return null;
   }
 
   _isReady() {
@@ -424,7 +427,8 @@ export class Client {
   }
 
   _request(frame) {
-    this._checkOpen();
+    const closed = this._closedError();
+    if (closed) return Promise.reject(closed);
     if (!this._isReady()) return Promise.reject(new ConnectionClosedError("not connected"));
     const id = this._nextId++;
     const reply = deferred();
@@ -472,6 +476,7 @@ export class Client {
       if (conn !== this._conn || !this._ws) continue; // written for a connection now gone
       try {
         this._ws.send(data);
+        this._lastSent = now;
       } catch {
         continue; // the socket is closing; its close event follows
       }
@@ -552,7 +557,7 @@ export class Client {
       this._conn += 1;
       const conn = this._conn;
       this._ws = ws;
-      this._lastReceived = Date.now();
+      this._lastReceived = this._lastSent = Date.now();
       ws.onopen = () => {
         this._queue = this._queue.filter((item) => item.conn === conn);
         this._authId = this._nextId++;
@@ -618,15 +623,19 @@ export class Client {
     if (this._started) this._started.resolve();
   }
 
-  // Any frame counts as a sign of life for the server; browsers answer its pings, but a
-  // silent server (a dead peer behind a NAT) is noticed only by asking it something.
+  // Any frame counts as a sign of life for the server, so a `ping` when the client has
+  // been quiet keeps it from dropping us whether or not the WebSocket answers its pings;
+  // and a server that stops answering (a dead peer behind a NAT) is noticed here.
   _startHeartbeat(ws) {
     clearInterval(this._heartbeatTimer);
     const interval = (this.heartbeat * 1000) / 2;
     this._heartbeatTimer = setInterval(() => {
-      const silent = Date.now() - this._lastReceived;
-      if (silent >= this.heartbeat * 2000) this._drop(ws, 1006, "the server stopped answering");
-      else if (silent >= this.heartbeat * 1000) this._write({ type: "ping" });
+      const now = Date.now();
+      if (now - this._lastReceived >= this.heartbeat * 2000) {
+        this._drop(ws, 1006, "the server stopped answering");
+      } else if (now - this._lastSent >= interval) {
+        this._write({ type: "ping" });
+      }
     }, interval);
   }
 
@@ -650,7 +659,8 @@ export class Client {
   async _reauth(ws) {
     for (let attempt = 0; attempt < 5 && this._ws === ws && !this._closing; attempt++) {
       try {
-        const fresh = await this._provider({ forceRefresh: false });
+        let fresh = await this._provider({ forceRefresh: false });
+        if (fresh === this._token) fresh = await this._provider({ forceRefresh: true });
         if (this._ws !== ws) return;
         this._token = fresh;
         const ready = await this._request({ type: "auth", token: fresh });

@@ -107,5 +107,6 @@ test("close() ends the client: pending sends reject and the state is closed", as
   await client.close();
   assert.equal(client.state, "closed");
   assert.equal(states.at(-1).state, "closed");
-  assert.throws(() => client.send(room, "after close"), /closed/);
+  await assert.rejects(client.send(room, "after close"), /closed/);
+  await assert.rejects(client.join(room), /closed/);
 });

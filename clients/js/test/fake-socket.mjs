@@ -49,9 +49,9 @@ export class FakeSocket {
   }
 
   /** Answer the `auth` frame with `ready`. */
-  ready(user = { id: "u1", name: "Ada" }) {
+  ready({ user = { id: "u1", name: "Ada" }, heartbeat = 25 } = {}) {
     const auth = this.frames("auth").at(-1);
-    this.deliver({ type: "ready", user, session: "s1", heartbeat: 25, re: auth.id });
+    this.deliver({ type: "ready", user, session: "s1", heartbeat, re: auth.id });
   }
 
   /** Answer the latest `join` of `room` with `joined` at `seq`. */
@@ -86,3 +86,7 @@ export const message = (room, seq, body = `m${seq}`, clientId = null) => ({
   body,
   ts: "2026-11-21T10:00:00Z",
 });
+
+/** An unsigned JWT-shaped token with these claims (the client reads, never verifies). */
+export const fakeJwt = (claims) =>
+  `x.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.y`;

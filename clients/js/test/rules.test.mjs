@@ -11,7 +11,7 @@ import {
   SendError,
   tokenExpiry,
 } from "../roomcast.js";
-import { FakeSocket, message, until } from "./fake-socket.mjs";
+import { FakeSocket, fakeJwt, message, until } from "./fake-socket.mjs";
 
 const FAST = { initial: 0.01, max: 0.05 };
 
@@ -250,6 +250,48 @@ test("an error that refuses only the assistant's answer does not fail the send",
   socket.deliver({ type: "ack", room: "R", seq: 1, client_id: "c", re: "s:c" });
   assert.equal(await sending, 1);
   assert.deepEqual(errors, ["quota_exceeded"]);
+  await client.close();
+});
+
+test("a quiet client pings, and a server that stops answering is dropped and redialled", async () => {
+  const client = new Client("http://chat.test", "t", { WebSocket: FakeSocket, backoff: FAST });
+  const states = [];
+  client.on("state", (event) => states.push(event));
+  const connecting = client.connect();
+  await until(() => FakeSocket.latest?.frames("auth").length === 1, "auth");
+  const socket = FakeSocket.latest;
+  socket.ready({ heartbeat: 0.05 });
+  await connecting;
+  await until(() => socket.frames("ping").length >= 1, "a ping");
+  await until(() => FakeSocket.sockets.length === 2, "a new connection after the silence");
+  assert.equal(socket.closedWith, 1000);
+  assert.deepEqual(
+    states.filter((s) => s.state === "reconnecting").map((s) => s.code),
+    [1006],
+  );
+  await client.close();
+});
+
+test("before the token expires the client re-auths on the same socket, refreshing if need be", async () => {
+  const now = Date.now() / 1000;
+  const first = fakeJwt({ iat: now, exp: now + 0.5 });
+  const second = fakeJwt({ iat: now, exp: now + 900 });
+  const asked = [];
+  const given = [first, first, second];
+  const provider = async (options) => {
+    asked.push(options);
+    return given.shift();
+  };
+  const { client, socket } = await connected(provider);
+  await until(() => socket.frames("auth").length === 2, "the re-auth");
+  const reauth = socket.frames("auth")[1];
+  assert.equal(reauth.token, second);
+  assert.deepEqual(asked.slice(1), [{ forceRefresh: false }, { forceRefresh: true }]);
+  socket.deliver({ type: "ready", user: { id: "u1", name: "Ada" }, session: "s1", re: reauth.id });
+  await until(() => client.reauths === 1, "the re-auth's ready");
+  assert.equal(client.connections, 1);
+  assert.equal(FakeSocket.sockets.length, 1);
+  assert.equal(client.state, "open");
   await client.close();
 });
 
