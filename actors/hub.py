@@ -93,6 +93,7 @@ class Hub:
         return self.rooms.get_or_spawn(room_id)
 
     def start(self) -> None:
+        """Start the supervisors, the token-expiry sweep and the rooms' tick."""
         self.rooms.start()
         self.sessions.start()
         self._expiry = asyncio.create_task(self._close_expired_sessions(), name="hub token expiry")
@@ -129,8 +130,8 @@ class Hub:
 
         The session leaves its rooms first, each room confirming it let the member go
         (and announced the user offline where this was their last session). Only then is
-        its outbound queue closed: a room that finds the queue closed drops the member as
-        overflowed, which no room counting the member may see.
+        its outbound queue closed: a room that still counted the member would find the
+        queue closed and drop it as a slow consumer.
         """
         self._forget(session)
         await session.stop(drain=False)  # its on_stop leaves the rooms
@@ -145,6 +146,7 @@ class Hub:
                 del self._by_user[session.user.id]
 
     def sessions_of(self, user_id: str) -> list[SessionActor]:
+        """The live sessions of `user_id` on this instance."""
         return list(self._by_user.get(user_id, ()))
 
     def revoke_user(self, user_id: str) -> int:
@@ -183,6 +185,7 @@ class Hub:
             self._tells.tell(room, Deleted(), sender="hub")
 
     async def _tick_rooms(self) -> None:
+        """Tell every live room `Tick`, every `tick_interval` seconds."""
         while True:
             await asyncio.sleep(self._config.tick_interval)
             for room in self.rooms.live():
@@ -195,6 +198,7 @@ class Hub:
                 session.close(reason)
 
     async def _close_expired_sessions(self) -> None:
+        """Every second, close the connections whose token expired past the grace."""
         while True:
             await asyncio.sleep(1.0)
             now = time.time()
@@ -204,6 +208,7 @@ class Hub:
                         session.close(CloseReason.TOKEN_EXPIRED)
 
     def snapshot(self) -> list[ActorSnapshot]:
+        """The admin view of the actor tree: the rooms' and the sessions' supervisors."""
         return [self.rooms.snapshot(), self.sessions.snapshot()]
 
     async def close(self) -> None:

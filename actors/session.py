@@ -145,12 +145,11 @@ class SessionActor(Actor[Request | TeamLeft]):
         try:
             await self._handle(message)
         except RoomcastError as exc:
-            self.outbound.put(error_frame(exc.code, exc.message, message.id), EventKind.ERROR)
+            self._put(error_frame(exc.code, exc.message, message.id), EventKind.ERROR)
         except Exception:
-            # The client hears of it; the supervisor logs the crash and restarts us.
-            self.outbound.put(
-                error_frame("internal", "internal error", message.id), EventKind.ERROR
-            )
+            # Whatever it was, the client hears of it; the supervisor logs the crash and
+            # restarts us.
+            self._put(error_frame("internal", "internal error", message.id), EventKind.ERROR)
             raise
 
     async def _handle(self, request: Request) -> None:
@@ -175,7 +174,14 @@ class SessionActor(Actor[Request | TeamLeft]):
     def _reply(self, re: Any, payload: dict[str, Any]) -> None:
         if re is not None:
             payload["re"] = re
-        self.outbound.put(frame(payload), payload["type"])
+        self._put(frame(payload), payload["type"])
+
+    def _put(self, data: bytes, kind: EventKind) -> None:
+        """Queue a frame for the client. A closed queue belongs to a connection that is
+        ending; one that overflows with this frame ends it with 4509, as when a room
+        overflows it."""
+        if not self.outbound.closed and not self.outbound.put(data, kind):
+            self._overflowed()
 
     def _joined(self, room_id: str) -> RoomActor:
         room = self.joined.get(room_id)
@@ -199,12 +205,14 @@ class SessionActor(Actor[Request | TeamLeft]):
                 continue
             try:
                 room.tell(Exit(self.session_id, LeftReason.REMOVED))
-            except MailboxFull:
+            except MailboxFull as exc:
                 # The room would go on delivering to us: end the connection instead.
+                self._tells.failed(room, "Exit", exc, sender=self.name)
                 self.close(CloseReason.ROOM_ACCESS_CHANGED)
-            except ActorError:  # the room has stopped: nothing more comes from it
+            except ActorError as exc:  # the room has stopped: nothing more comes from it
+                self._tells.failed(room, "Exit", exc, sender=self.name)
                 left = {"type": EventKind.LEFT, "room": room_id, "reason": LeftReason.REMOVED}
-                self.outbound.put(frame(left), EventKind.LEFT)
+                self._put(frame(left), EventKind.LEFT)
 
     def _leave(self, room_id: str) -> None:
         """Stop the room's events for this session. Raises RateLimited when the room is
@@ -275,7 +283,7 @@ class SessionActor(Actor[Request | TeamLeft]):
                 code, message = error.code, f"message not stored: {error.message}"
             else:
                 code, message = "internal", "message not stored"
-            self.outbound.put(error_frame(code, message, request.id), EventKind.ERROR)
+            self._put(error_frame(code, message, request.id), EventKind.ERROR)
             return
         appended = done.result()
         ack = {"type": EventKind.ACK, "room": request.room, "seq": appended.message.seq}

@@ -245,6 +245,22 @@ async def test_a_team_left_takes_the_teams_rooms_with_a_left_removed(realtime: R
     assert session.actor.session_id not in realtime.hub.room(realtime.lobby.id).members
 
 
+async def test_a_team_left_a_full_room_cannot_hear_is_counted_and_ends_the_connection(
+    realtime: Realtime,
+) -> None:
+    session = realtime.open()
+    await session.join(realtime.lobby.id)
+    room = realtime.hub.room(realtime.lobby.id)
+    entering = await hold_full(realtime, room)
+    session.actor.tell(TeamLeft(realtime.lobby.team_id))
+    await eventually(lambda: bool(session.closes))
+    realtime.presence.release()
+    await entering
+    assert session.closes == [CloseReason.ROOM_ACCESS_CHANGED]
+    assert realtime.counted == [("room", "Exit", "MailboxFull")]
+    assert session.actor.joined == {}
+
+
 async def test_a_team_left_of_another_team_changes_nothing(realtime: Realtime) -> None:
     session = realtime.open()
     await session.join(realtime.lobby.id)
@@ -329,3 +345,15 @@ async def test_a_room_that_overflows_the_queue_reports_it_and_the_connection_clo
     assert session.closes == [CloseReason.SLOW_CONSUMER]
     assert session.outbound.closed and session.outbound.overflowed
     assert session.actor.session_id not in room.members
+
+
+async def test_replies_that_overflow_the_queue_close_the_connection_once(
+    realtime: Realtime,
+) -> None:
+    session = realtime.open(hard_limit=200)  # nothing drains it: a few pongs fill it
+    for n in range(20):
+        session.actor.tell(Ping(id=n))
+    await eventually(lambda: session.actor.mailbox_depth == 0 and bool(session.closes))
+    await session.actor.stop()
+    assert session.closes == [CloseReason.SLOW_CONSUMER]
+    assert session.outbound.overflowed
