@@ -226,6 +226,7 @@ class ChatView {
     const waiting = [...this.rooms.values()].filter((entry) => !entry.joined);
     const next = async () => {
       for (let entry = waiting.shift(); entry; entry = waiting.shift()) {
+        if (entry.joined) continue; // opened meanwhile, which joins it first
         entry.joined = this.join(entry);
         await entry.joined;
       }
@@ -287,7 +288,7 @@ class ChatView {
     localStorage.removeItem(this.readKey(roomId));
     if (this.open?.id === roomId) {
       this.open = null;
-      this.roomPane.replaceChildren(h("p", { className: "chat-notice", role: "status" }, why));
+      this.notice(why);
       this.root.dataset.open = "false";
     }
   }
@@ -307,15 +308,37 @@ class ChatView {
     this.root.dataset.open = String(Boolean(entry));
     if (!entry) {
       this.open = null;
-      const text = roomId
-        ? "This room does not exist, or you are not a member of its team."
-        : "Choose a room, or create a new one.";
-      this.roomPane.replaceChildren(h("p", { className: "chat-notice" }, text));
+      if (roomId) this.findRoom(roomId);
+      else this.notice("Choose a room, or create a new one.");
       return;
     }
+    entry.joined ??= this.join(entry);
     this.open = { id: roomId, bySeq: new Map(), cursor: null, loading: false, ready: false };
     this.renderRoom(entry);
     this.loadLatest(this.open, entry);
+  }
+
+  notice(text) {
+    this.roomPane.replaceChildren(h("p", { className: "chat-notice", role: "status" }, text));
+  }
+
+  // A room made after the list was loaded (by someone else, say): look it up once.
+  async findRoom(roomId) {
+    this.notice("Loading the room…");
+    try {
+      const room = await this.ctx.api("GET", `/rooms/${roomId}`);
+      if (this.gone || this.wanted !== roomId) return;
+      if (room.team_id === this.ctx.teamId) {
+        this.addRoom(room);
+        this.show(roomId);
+        return;
+      }
+    } catch {
+      // not found, or not ours: said below
+    }
+    if (!this.gone && this.wanted === roomId) {
+      this.notice("This room does not exist, or you are not a member of its team.");
+    }
   }
 
   renderRoom(entry) {
