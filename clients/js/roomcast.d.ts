@@ -232,5 +232,10 @@ export declare class SendError extends RequestError {
 export declare class ConnectionClosedError extends RoomcastError {
   code?: number;
 }
-export declare class AuthenticationError extends ConnectionClosedError {}
+/** `code` is 4401; a REST refusal (login, refresh) also has `status` 401 and `reason`. */
+export declare class AuthenticationError extends ConnectionClosedError {
+  status?: number;
+  /** the REST error code: "unauthorized", or "totp_required" at login */
+  reason?: string;
+}
 export declare class ProtocolError extends ConnectionClosedError {}

@@ -97,7 +97,12 @@ async function postJson(url, body) {
   const error = (data && data.error) || {};
   const code = error.code || "internal";
   const message = error.message || `HTTP ${response.status}`;
-  if (response.status === 401) throw new AuthenticationError(`${code}: ${message}`);
+  if (response.status === 401) {
+    const refused = new AuthenticationError(`${code}: ${message}`);
+    refused.status = 401;
+    refused.reason = code; // "unauthorized", or "totp_required" at login
+    throw refused;
+  }
   throw new RequestError(code, message, response.status);
 }
 
@@ -131,7 +136,10 @@ export class RefreshingToken {
    * Rejects AuthenticationError when the refresh is refused (401): sign in again.
    */
   async token({ forceRefresh = false } = {}) {
+    const before = this.tokens.access_token;
     if (this._refreshing) await this._refreshing.catch(() => {});
+    // Another caller's refresh, finished while this one waited, is fresh enough.
+    if (forceRefresh && this.tokens.access_token !== before) return this.tokens.access_token;
     const exp = tokenExpiry(this.tokens.access_token);
     const fresh = exp === undefined || exp - Date.now() / 1000 > REFRESH_MARGIN_S;
     if (fresh && !forceRefresh) return this.tokens.access_token;

@@ -1,4 +1,5 @@
-"""The JavaScript client (clients/js) against a real Roomcast: Node's test runner drives it.
+"""The JavaScript client (clients/js) against a real Roomcast: Node's test runner drives it,
+and a real browser imports it from `/app/roomcast.js`.
 
 pytest starts the server (over the suite's PostgreSQL and Redis) and a small control
 endpoint on 127.0.0.1, then runs `node --test clients/js/test/`. The Node tests ask the
@@ -24,6 +25,7 @@ import pytest
 from aiohttp import web
 
 from storage.db import Database
+from tests.browser import chromium
 from tests.instances import Instance, Instances
 from tests.server.ws.helpers import shared_room
 from tests.services import free_port
@@ -143,3 +145,49 @@ async def test_the_javascript_client_passes_its_node_tests_against_a_real_server
         code, output = await run_node(env)
     assert code == 0, f"node --test exited with {code}:\n{output}\n{server.log_tail()}"
     assert "ℹ fail 0" in output and "ℹ pass 0" not in output, output
+
+
+# Runs in the page: the module as a browser gets it, authenticating with the `auth` frame
+# on the page's own origin (base URL "").
+IN_THE_PAGE = """async ([token, room]) => {
+  const { Client } = await import("/app/roomcast.js");
+  const client = new Client("", token);
+  const states = [];
+  client.on("state", (change) => states.push(change.state));
+  await client.connect();
+  const joined = await client.join(room);
+  const heard = new Promise((resolve) => client.on("message", resolve));
+  const seq = await client.send(room, "from a browser");
+  const message = await heard;
+  await client.close();
+  return { joined: joined.seq, seq, message, user: client.user, states };
+}"""
+
+
+@pytest.mark.slow
+async def test_a_browser_imports_the_client_from_the_server_and_sends_through_it(
+    instances: Any, database: Database
+) -> None:
+    group = await instances(1)
+    server = group[0]
+    setup = await shared_room(server.client(), database, 1)
+    ada = setup.accounts[0]
+    errors: list[str] = []
+    async with chromium() as browser:
+        page = await browser.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(f"{server.url}/app/roomcast.js")  # an origin for the import
+        result = await page.evaluate(IN_THE_PAGE, [ada.access_token, setup.room_id])
+
+    assert result["states"] == ["connecting", "open", "closed"]
+    assert result["user"] == {"id": ada.id, "name": ada.name}
+    assert (result["joined"], result["seq"]) == (0, 1)
+    message = result["message"]
+    assert (message["seq"], message["body"]) == (1, "from a browser")
+    assert message["author"] == {"id": ada.id, "name": ada.name, "kind": "user"}
+    assert uuid.UUID(message["client_id"]).version == 4
+    history = await server.client().get(
+        f"/api/v1/rooms/{setup.room_id}/messages", headers=ada.headers
+    )
+    assert [item["body"] for item in (await history.json())["items"]] == ["from a browser"]
+    assert errors == []

@@ -113,5 +113,7 @@ test("after 4401 the client reconnects with a refreshed token and rejoins its ro
 test("a refresh refused with 401 rejects AuthenticationError", async () => {
   const tokens = new RefreshingToken(URL_, { access_token: "x", refresh_token: "spent" });
   await assert.rejects(tokens.token({ forceRefresh: true }), AuthenticationError);
-  await assert.rejects(passwordLogin(URL_, "nobody@example.com", "wrong"), AuthenticationError);
+  const refused = await passwordLogin(URL_, "nobody@example.com", "wrong").catch((e) => e);
+  assert.ok(refused instanceof AuthenticationError);
+  assert.deepEqual([refused.status, refused.reason], [401, "unauthorized"]);
 });
