@@ -55,7 +55,11 @@ def _secured(response: web.StreamResponse, policy: str) -> web.StreamResponse:
 
 
 async def start_page(_request: web.Request) -> web.StreamResponse:
-    """`GET /`: the web app's page; its scripts route by the URL's `#` part."""
+    """`GET /`: the web app's page; its scripts route by the URL's `#` part.
+
+    Also `GET /teams/<id>/billing`, where Stripe returns the browser: the app then shows
+    that team's billing screen.
+    """
     response = web.FileResponse(
         APP_DIR / "index.html",
         headers={"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache"},
@@ -88,5 +92,7 @@ async def document(request: web.Request) -> web.StreamResponse:
 def setup(app: web.Application, docs_dir: Path = _REPOSITORY / "docs") -> None:
     app[DOCS_DIR] = docs_dir
     app.router.add_get("/", start_page)
+    # Where Stripe sends the browser back after checkout and the billing portal.
+    app.router.add_get("/teams/{team_id}/billing", start_page)
     app.router.add_get("/app/{name:.+}", app_file)
     app.router.add_get("/docs/{name}", document)

@@ -60,6 +60,15 @@ async def test_the_start_page_is_the_web_app_under_a_same_origin_policy(client) 
     assert page.count("<script") == 1
 
 
+async def test_stripes_way_back_to_a_teams_billing_opens_the_web_app(client) -> None:
+    response = await client.get(
+        "/teams/0d5e3d0e-1b0f-4c51-9d8e-0a1b2c3d4e5f/billing?checkout=success"
+    )
+    assert response.status == 200
+    assert response.headers["Content-Security-Policy"] == APP_POLICY
+    assert await response.text() == (REPO / "server" / "static" / "app" / "index.html").read_text()
+
+
 async def test_the_start_page_links_the_api_reference_the_openapi_document_and_the_docs(
     client,
 ) -> None:

@@ -2,7 +2,8 @@
 
 - `app_server`: one `python run.py serve` on throwaway PostgreSQL and Redis, the offline
   assistant answering slowly enough (`AI_OFFLINE_DELAY`) that a stop button can be
-  clicked mid-answer. `.url`, `.restart()`, `.database` (to read mailed codes).
+  clicked mid-answer. `.url`, `.restart()`, `.database` (to read mailed codes). A module
+  overrides `app_env` to give it more settings.
 - `browser`: Chromium from `tests/browser.py`.
 - `new_page(**context_options)`: a fresh context and page. Any console error, uncaught
   exception, Content-Security-Policy violation, failed app asset or request to another
@@ -74,6 +75,7 @@ class PageProblems:
 
     origin: URL
     allowed: list[re.Pattern[str]]
+    foreign: list[str]
     problems: list[str] = field(default_factory=list)
 
     def console(self, message: ConsoleMessage) -> None:
@@ -95,7 +97,7 @@ class PageProblems:
         url = URL(request.url)
         if url.scheme in ("data", "blob", "about"):
             return
-        if url.origin() != self.origin:
+        if url.origin() != self.origin and str(url.origin()) not in self.foreign:
             self.problems.append(f"request to another origin: {request.url}")
 
     def response(self, response: Response) -> None:
@@ -104,11 +106,22 @@ class PageProblems:
 
 
 @pytest.fixture
+def app_env() -> dict[str, str]:
+    """Settings of the instance under test beyond the suite's; a module may override it."""
+    return {}
+
+
+@pytest.fixture
 async def app_server(
-    database: Database, redis: Redis, database_url: str, redis_url: str, tmp_path: Path
+    database: Database,
+    redis: Redis,
+    database_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    app_env: dict[str, str],
 ) -> AsyncIterator[AppServer]:
     async with launched(database_url, redis_url, tmp_path / "instances") as factory:
-        group = await factory(1, AI_PROVIDER="offline", AI_OFFLINE_DELAY="0.05")
+        group = await factory(1, AI_PROVIDER="offline", AI_OFFLINE_DELAY="0.05", **app_env)
         yield AppServer(group[0], database)
 
 
@@ -128,15 +141,24 @@ def allowed_console() -> list[re.Pattern[str]]:
 
 
 @pytest.fixture
+def foreign_origins() -> list[str]:
+    """Origins a test expects the browser to go to (say, a payment page); none by default."""
+    return []
+
+
+@pytest.fixture
 async def new_page(
-    browser: Browser, app_server: AppServer, allowed_console: list[re.Pattern[str]]
+    browser: Browser,
+    app_server: AppServer,
+    allowed_console: list[re.Pattern[str]],
+    foreign_origins: list[str],
 ) -> AsyncIterator[NewPage]:
     watched: list[PageProblems] = []
 
     async def make(**context_options: Any) -> Page:
         context = await browser.new_context(base_url=app_server.url, **context_options)
         page = await context.new_page()
-        problems = PageProblems(URL(app_server.url).origin(), allowed_console)
+        problems = PageProblems(URL(app_server.url).origin(), allowed_console, foreign_origins)
         page.on("console", problems.console)
         page.on("pageerror", problems.page_error)
         page.on("request", problems.request)

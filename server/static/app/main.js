@@ -244,7 +244,18 @@ async function route() {
   if (seq === routeSeq && !main.contains(document.activeElement)) main.focus({ preventScroll: true });
 }
 
+// Stripe returns the browser to /teams/<id>/billing (?checkout=success after paying).
+function arrivedFromStripe() {
+  const found = location.pathname.match(/^\/teams\/([^/]+)\/billing$/);
+  if (!found) return;
+  if (new URLSearchParams(location.search).get("checkout") === "success") {
+    sessionStorage.setItem("roomcast.checkout", "success");
+  }
+  history.replaceState(null, "", `/#/billing/${found[1]}`);
+}
+
 async function start() {
+  arrivedFromStripe();
   const stored = localStorage.getItem(STORAGE_KEY);
   if (stored) {
     try {

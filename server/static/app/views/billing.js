@@ -14,8 +14,11 @@ export async function billingView(container, ctx, teamId) {
   ]);
   const planName = (planId) => (plans.find((p) => p.id === planId) || { name: planId }).name;
   const manager = team.role === "owner" || team.role === "admin";
+  const paid = sessionStorage.getItem("roomcast.checkout") === "success";
+  sessionStorage.removeItem("roomcast.checkout");
   container.append(
     h("h1", {}, `Billing: ${team.name}`),
+    paid && h("p", { class: "notice", role: "status" }, "Thank you: your payment went through. The plan below changes to Pro as soon as the payment provider confirms it."),
     h("section", { class: "card", "aria-labelledby": "plan-title" },
       h("h2", { id: "plan-title" }, "Plan"),
       h("dl", { class: "facts" },
