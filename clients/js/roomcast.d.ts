@@ -169,6 +169,8 @@ export declare class Client {
   /** from `ready` */
   readonly user: User | undefined;
   readonly session: string | undefined;
+  /** seconds, from `ready` */
+  readonly heartbeat: number | undefined;
   readonly reauths: number;
   readonly connections: number;
   on<K extends keyof EventMap>(kind: K, handler: (event: EventMap[K]) => void): this;

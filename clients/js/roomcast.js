@@ -632,16 +632,21 @@ export class Client {
   }
 
   // Any frame counts as a sign of life for the server, so a `ping` when the client has
-  // been quiet keeps it from dropping us whether or not the WebSocket answers its pings;
-  // and a server that stops answering (a dead peer behind a NAT) is noticed here.
+  // been quiet keeps it from dropping us whether or not the WebSocket answers its pings.
+  // A `ping` left unanswered for a heartbeat means the server is gone (a dead peer
+  // behind a NAT). Judged by the ping, not by silence alone: a background tab's timers
+  // may run once a minute, and a quiet room is no sign of a dead server.
   _startHeartbeat(ws) {
     clearInterval(this._heartbeatTimer);
     const interval = (this.heartbeat * 1000) / 2;
+    let pingedAt;
     this._heartbeatTimer = setInterval(() => {
       const now = Date.now();
-      if (now - this._lastReceived >= this.heartbeat * 2000) {
+      const unanswered = pingedAt !== undefined && this._lastReceived < pingedAt;
+      if (unanswered && now - pingedAt >= this.heartbeat * 1000) {
         this._drop(ws, 1006, "the server stopped answering");
-      } else if (now - this._lastSent >= interval) {
+      } else if (!unanswered && now - this._lastSent >= interval) {
+        pingedAt = now;
         this._write({ type: "ping" });
       }
     }, interval);

@@ -272,6 +272,28 @@ test("a quiet client pings, and a server that stops answering is dropped and red
   await client.close();
 });
 
+test("a quiet connection whose pings are answered stays up", async () => {
+  const client = new Client("http://chat.test", "t", { WebSocket: FakeSocket, backoff: FAST });
+  const connecting = client.connect();
+  await until(() => FakeSocket.latest?.frames("auth").length === 1, "auth");
+  const socket = FakeSocket.latest;
+  socket.ready({ heartbeat: 0.05 });
+  await connecting;
+  let answered = 0;
+  const answer = setInterval(() => {
+    const pings = socket.frames("ping");
+    for (; answered < pings.length; answered++) {
+      socket.deliver({ type: "pong", re: pings[answered].id });
+    }
+  }, 5);
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  clearInterval(answer);
+  assert.ok(socket.frames("ping").length >= 3, `${socket.frames("ping").length} pings`);
+  assert.equal(FakeSocket.sockets.length, 1);
+  assert.equal(client.state, "open");
+  await client.close();
+});
+
 test("before the token expires the client re-auths on the same socket, refreshing if need be", async () => {
   const now = Date.now() / 1000;
   const first = fakeJwt({ iat: now, exp: now + 0.5 });
