@@ -73,6 +73,7 @@ class Hub:
         self.sessions = Supervisor("sessions", policy=policy, on_crash=on_crash)
         # Lists, not sets: a user has a session or two, and an empty set is 216 bytes.
         self._by_user: dict[str, list[SessionActor]] = {}
+        self._deletions_due: set[str] = set()  # rooms deleted while their mailbox was full
         self._expiry: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
 
@@ -181,13 +182,22 @@ class Hub:
     def room_deleted(self, room_id: str) -> None:
         """The room is gone: its live actor tells its members and stops."""
         room = self.rooms.get(room_id)
-        if room is not None:
-            self._tells.tell(room, Deleted(), sender="hub")
+        if room is not None and not self._tells.tell(room, Deleted(), sender="hub"):
+            if room.is_alive:  # overloaded: nothing else would ever tell it again
+                self._deletions_due.add(room_id)
+
+    def _retry_deletions(self) -> None:
+        """Tell `Deleted` again to the rooms that were too busy to take it."""
+        for room_id in list(self._deletions_due):
+            self._deletions_due.discard(room_id)
+            self.room_deleted(room_id)
 
     async def _tick_rooms(self) -> None:
-        """Tell every live room `Tick`, every `tick_interval` seconds."""
+        """Tell every live room `Tick` (and `Deleted` again where it was refused), every
+        `tick_interval` seconds."""
         while True:
             await asyncio.sleep(self._config.tick_interval)
+            self._retry_deletions()
             for room in self.rooms.live():
                 self._tells.tell(room, Tick(), sender="hub")
 

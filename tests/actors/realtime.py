@@ -168,7 +168,9 @@ def make_store(database: Database) -> SqlMessageStore:
 
 
 @asynccontextmanager
-async def started_hub(database: Database, *, join_timeout: float = WAIT) -> AsyncIterator[Realtime]:
+async def started_hub(
+    database: Database, *, join_timeout: float = WAIT, tick_interval: float = 3600
+) -> AsyncIterator[Realtime]:
     """A started hub on the test database, closed on the way out; every tell it could
     not make is counted."""
     ada, _, lobby = await seed.user_team_room(database)
@@ -193,9 +195,9 @@ async def started_hub(database: Database, *, join_timeout: float = WAIT) -> Asyn
         bus=bus,
         presence=presence,
         verify=verify,
-        # No tick during a test: it would hold the room through the gated presence.
+        # No tick unless asked for: it would hold the room through the gated presence.
         config=HubConfig(
-            tick_interval=3600,
+            tick_interval=tick_interval,
             session_limits=SessionLimits(join_timeout=join_timeout, leave_timeout=WAIT),
         ),
         on_crash=crashed,

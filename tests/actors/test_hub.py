@@ -13,7 +13,7 @@ from actors.events import RoomEvent
 from actors.requests import Auth, Ping
 from actors.room_messages import topic
 from storage.db import Database
-from tests.actors.realtime import Realtime, eventually, hold_busy, started_hub
+from tests.actors.realtime import Realtime, eventually, hold_busy, hold_full, started_hub
 
 
 @pytest.fixture
@@ -138,3 +138,21 @@ async def test_closing_the_hub_leaves_no_task_and_every_session_leaves_its_rooms
         assert not session.actor.is_alive
         assert session.actor.session_id not in room.members
         assert watcher.of_type("presence")[-1]["state"] == "offline"
+
+
+async def test_a_deletion_a_busy_room_cannot_take_is_told_again_on_a_later_tick(
+    database: Database,
+) -> None:
+    async with started_hub(database, tick_interval=0.01) as realtime:
+        lobby = realtime.lobby
+        session = realtime.open()
+        await session.join(lobby.id)
+        room = realtime.hub.room(lobby.id)
+        entering = await hold_full(realtime, room)
+        realtime.hub.room_deleted(lobby.id)
+        assert ("room", "Deleted", "MailboxFull") in realtime.counted
+        realtime.presence.release()
+        await entering
+        left = await session.outbound.wait_for("left", room=lobby.id)
+        assert left["reason"] == "deleted"
+        await eventually(lambda: not room.is_alive)
