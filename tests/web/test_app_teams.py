@@ -46,6 +46,7 @@ async def test_an_invitation_link_brings_a_second_user_into_the_team(
 
     await owner.reload()
     await owner.get_by_label("Role of Bob").select_option("admin")
+    await expect(owner.get_by_role("status")).to_have_text("Bob is now admin.")
     await owner.reload()
     await expect(owner.get_by_label("Role of Bob")).to_have_value("admin")
     await owner.get_by_label("New team name").fill("Crew 2")

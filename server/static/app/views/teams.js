@@ -38,19 +38,20 @@ export async function teamView(container, ctx, teamId) {
     h("p", {}, `Your role: ${team.role}. `, h("a", { href: `#/teams/${team.id}/rooms` }, "Open the rooms"), " · ", h("a", { href: `#/billing/${team.id}` }, "Billing")),
     members,
   );
-  const reload = async () => renderMembers(members, ctx, team, manager, reload);
+  const reload = async (done) => renderMembers(members, ctx, team, manager, reload, done);
   await reload();
   if (manager && !team.personal) container.append(inviteForm(team), settingsForm(ctx, team));
   if (team.personal) container.append(h("p", { class: "hint" }, "This is your personal team: it has only you. Create a team to work with others."));
 }
 
-async function renderMembers(section, ctx, team, manager, reload) {
+async function renderMembers(section, ctx, team, manager, reload, done) {
   const page = await api("GET", `/teams/${team.id}/members?limit=200`);
   const errors = alertBox();
+  const status = h("p", { class: "hint", role: "status" }, done || "");
   const rows = page.items.map((member) => memberRow(ctx, team, member, manager, errors, reload));
   replace(section,
     h("h2", { id: "members-title" }, "Members"),
-    errors,
+    errors, status,
     h("table", { class: "members" },
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Email"), h("th", { scope: "col" }, "Role"), h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")))),
       h("tbody", {}, rows)));
@@ -59,10 +60,10 @@ async function renderMembers(section, ctx, team, manager, reload) {
 function memberRow(ctx, team, member, manager, errors, reload) {
   const self = member.user.id === session.me.id;
   const mayChange = manager && !team.personal && (team.role === "owner" || member.role !== "owner");
-  const run = async (action) => {
+  const run = async (action, done) => {
     try {
       await action();
-      await reload();
+      await reload(done);
     } catch (error) {
       showError(errors, error);
     }
@@ -72,7 +73,10 @@ function memberRow(ctx, team, member, manager, errors, reload) {
     const choices = ROLES.filter((r) => team.role === "owner" || RANK[r] <= RANK.admin);
     const select = h("select", { "aria-label": `Role of ${member.user.name}` },
       choices.map((r) => h("option", { value: r, selected: r === member.role }, r)));
-    select.addEventListener("change", () => run(() => api("PATCH", `/teams/${team.id}/members/${member.user.id}`, { role: select.value })));
+    select.addEventListener("change", () => run(
+      () => api("PATCH", `/teams/${team.id}/members/${member.user.id}`, { role: select.value }),
+      `${member.user.name} is now ${select.value}.`,
+    ));
     role = select;
   }
   const mayRemove = !team.personal && (self || (manager && (team.role === "owner" || member.role !== "owner")));
@@ -84,7 +88,7 @@ function memberRow(ctx, team, member, manager, errors, reload) {
         await ctx.reloadTeams();
         ctx.navigate("#/teams");
       }
-    }),
+    }, `${member.user.name} was removed from the team.`),
   }, self ? "Leave team" : `Remove ${member.user.name}`);
   return h("tr", {},
     h("td", {}, member.user.name, self ? " (you)" : ""),
