@@ -212,3 +212,21 @@ async def test_an_owner_renames_switches_the_assistant_mode_and_deletes_a_room(
     deleted = bob_page.get_by_role("status").filter(has_text="This room was deleted.")
     await expect(deleted).to_be_visible()
     await expect(bob_page.get_by_role("link", name="plans")).to_have_count(0)
+
+
+async def test_a_refused_message_says_why_and_offers_retry_and_discard(
+    new_page: NewPage, signed_up: SignedUp
+) -> None:
+    page = await new_page()
+    await signed_up(page, "Ada")
+    await create_room(page, "notes", assistant="Off")
+    await say(page, "fine")
+    # The server stores no NUL character: it refuses this one message, nothing else.
+    await say(page, "not\x00storable")
+    refused = page.locator(".chat-msg.failed")
+    await expect(refused.get_by_role("alert")).to_contain_text("not sent")
+    await expect(refused.get_by_role("button", name="Retry")).to_be_visible()
+    await refused.get_by_role("button", name="Discard").click()
+    await expect(refused).to_have_count(0)
+    await say(page, "still here")
+    await expect_once_each(page, ["fine", "still here"])

@@ -66,11 +66,11 @@ function modeSelect(selected) {
 function timeOf(ts) {
   const date = new Date(ts);
   if (Number.isNaN(date.getTime())) return null;
-  return h(
-    "time",
-    { datetime: ts, title: date.toLocaleString() },
-    date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }),
-  );
+  const today = date.toDateString() === new Date().toDateString();
+  const shown = today
+    ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+    : date.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+  return h("time", { datetime: ts, title: date.toLocaleString() }, shown);
 }
 
 function errorText(error) {
@@ -403,11 +403,13 @@ class ChatView {
       await entry.joined;
       const page = await this.ctx.api("GET", `/rooms/${open.id}/messages?limit=${PAGE}`);
       if (this.open !== open) return;
+      this.log.setAttribute("aria-busy", "true"); // one announcement for the page, not 50
       this.historyStatus.textContent = page.items.length ? "" : "No messages yet.";
       this.historyStatus.hidden = page.items.length > 0;
       open.cursor = page.next_cursor;
       for (const message of page.items) this.drawMessage(message);
       open.ready = true;
+      this.log.removeAttribute("aria-busy");
       this.older.hidden = !open.cursor;
       this.scrollToEnd();
       this.markRead();
@@ -429,7 +431,9 @@ class ChatView {
       if (this.open !== open) return;
       // Keep what the reader sees in place while older messages go in above it.
       const before = this.scroller.scrollHeight - this.scroller.scrollTop;
+      this.log.setAttribute("aria-busy", "true");
       for (const message of page.items) this.drawMessage(message);
+      this.log.removeAttribute("aria-busy");
       this.scroller.scrollTop = this.scroller.scrollHeight - before;
       open.cursor = page.next_cursor;
       this.older.hidden = !open.cursor;
@@ -543,6 +547,12 @@ class ChatView {
       this.drawMessage(event);
       if (this.open.ready) this.markRead();
     } else {
+      // What I wrote elsewhere (another tab, say) is read already.
+      const mine = event.author?.id === this.me.id;
+      if (mine && entry.read !== null && entry.read >= event.seq - 1) {
+        entry.read = event.seq;
+        localStorage.setItem(this.readKey(event.room), String(entry.read));
+      }
       this.renderBadge(entry);
     }
   }
