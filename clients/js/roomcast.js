@@ -545,8 +545,11 @@ export class Client {
       const delay = code === 4408 || code === 4401 ? 0 : this._backoff.next({ slow: code === 4429 });
       this._setState("reconnecting", { attempt: this._backoff.attempts, delay, code, reason });
       await new Promise((resolve) => {
-        this._wake = resolve;
-        setTimeout(resolve, delay * 1000);
+        const timer = setTimeout(resolve, delay * 1000);
+        this._wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
       });
       this._wake = null;
     }

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { Client } from "../roomcast.js";
+import { Client, RequestError } from "../roomcast.js";
 import { next, record, setup, until, URL_ } from "./helpers.mjs";
 
 test("a client that joins mid-answer assembles exactly the stored answer", async () => {
@@ -49,5 +49,25 @@ test("a client that joins mid-answer assembles exactly the stored answer", async
   } finally {
     await asker.close();
     await late.close();
+  }
+});
+
+test("cancel stops a running answer, which ends cancelled; an unknown gen is not_found", async () => {
+  const { room, users } = await setup({ users: 1, assistant: "auto" });
+  const client = new Client(URL_, users[0].access_token);
+  try {
+    await client.connect();
+    await client.join(room);
+    const started = next(client, "ai.start");
+    await client.send(room, "Tell me a long story about the sea");
+    const { gen } = await started;
+    const ended = next(client, "ai.end", (e) => e.gen === gen);
+    await client.cancel(room, gen);
+    assert.equal((await ended).finish, "cancelled");
+    const unknown = await client.cancel(room, "no-such-gen").catch((e) => e);
+    assert.ok(unknown instanceof RequestError);
+    assert.equal(unknown.code, "not_found");
+  } finally {
+    await client.close();
   }
 });

@@ -132,6 +132,29 @@ test("a send made while disconnected goes out after the reconnect and its room's
   await client.close();
 });
 
+test("4429 backs off from the slow start, 4408 redials at once, close() cuts a wait short", async () => {
+  const backoff = { initial: 0.01, max: 60, slowInitial: 20, random: () => 1 };
+  const { client, states, socket } = await connected("t", { backoff });
+  socket.serverClose(4408);
+  const second = await reconnected(1);
+  second.serverClose(1011);
+  const third = await reconnected(2);
+  third.serverClose(4429);
+  await until(() => client.state === "reconnecting" && states.at(-1).code === 4429, "4429");
+  assert.deepEqual(
+    states.filter((s) => s.state === "reconnecting").map((s) => [s.code, s.delay]),
+    [
+      [4408, 0],
+      [1011, 0.01],
+      [4429, 40], // the second attempt since the last stable connection, from 20 s
+    ],
+  );
+  await client.close();
+  assert.equal(client.state, "closed");
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(FakeSocket.sockets.length, 3);
+});
+
 for (const code of [4400, 1003, 1007, 1009]) {
   test(`after ${code} the client does not reconnect: closed, pending sends reject`, async () => {
     const { client, states, socket } = await connected();
