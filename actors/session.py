@@ -252,7 +252,9 @@ class SessionActor(Actor[Request | TeamLeft]):
         except (AskTimeout, ActorCrashed):
             # The room may have let the member in all the same (late, or before the
             # crash): it must not go on delivering to a session that did not join.
-            self._exit(room)
+            if not self._tells.tell(room, Exit(self.session_id), sender=self.name):
+                if room.is_alive:  # too busy to hear it: end the connection instead
+                    self.close(CloseReason.ROOM_ACCESS_CHANGED)
             raise
         self.joined[request.room] = room
         self.access[request.room] = access

@@ -15,7 +15,7 @@ from actors.close_reason import CloseReason
 from actors.events import RoomEvent
 from actors.ports import UserRef, Verified
 from actors.requests import Auth, Cancel, Join, Leave, Ping, Send, Typing
-from actors.room_messages import topic
+from actors.room_messages import FillGap, topic
 from actors.session import TeamLeft
 from storage import teams
 from storage.db import Database
@@ -229,6 +229,23 @@ async def test_a_join_that_timed_out_does_not_leave_the_session_in_the_room(
         await session.request(Ping(id="p"), "pong")
         assert session.actor.joined == {}
         assert session.actor.session_id not in room.members  # let in late, then let go
+
+
+async def test_a_join_that_timed_out_in_a_room_too_full_to_undo_it_ends_the_connection(
+    database: Database,
+) -> None:
+    async with started_hub(database, join_timeout=0.05) as realtime:
+        session = realtime.open()
+        room = realtime.hub.room(realtime.lobby.id)
+        entering = await hold_busy(realtime, room)
+        while room.mailbox_depth < room.mailbox_size - 1:
+            room.tell(FillGap())
+        error = await session.request(Join(realtime.lobby.id, id="j"), "joined")  # last slot
+        realtime.presence.release()
+        await entering
+        assert (error["type"], error["code"]) == ("error", "unavailable")
+        assert session.closes == [CloseReason.ROOM_ACCESS_CHANGED]
+        assert realtime.counted == [("room", "Exit", "MailboxFull")]
 
 
 # Access lost while joined.
