@@ -627,6 +627,7 @@ export class Client {
     this.user = frame.user;
     this.session = frame.session;
     this.heartbeat = typeof frame.heartbeat === "number" ? frame.heartbeat : 25;
+    this._dropOrphans();
     for (const [room, entry] of this._rooms) this._writeJoin(room, entry);
     this._startHeartbeat(this._ws);
     this._scheduleReauth(this._ws);
@@ -718,16 +719,29 @@ export class Client {
     }
   }
 
-  // Drop `room`: its join waiters reject RequestError, its unacked sends SendError.
+  // Drop `room`: its join waiters reject RequestError, its unsent sends SendError. A send
+  // already written on this connection waits for its reply: it may have been stored.
   _forget(room, code, message) {
     const entry = this._rooms.get(room);
     if (!entry) return;
     this._rooms.delete(room);
     for (const waiter of entry.waiters) waiter.reject(new RequestError(code, message));
-    for (const [id, pending] of this._outbox) {
-      if (pending.room === room) {
-        this._outbox.delete(id);
+    for (const pending of this._outbox.values()) {
+      if (pending.room === room && !(pending.sentOn === this._conn && this._isReady())) {
+        this._outbox.delete(pending.clientId);
         pending.reject(new SendError(code, message, pending));
+      }
+    }
+  }
+
+  // Sends to rooms forgotten while their reply was on its way, and lost with the
+  // connection: nothing will answer them now.
+  _dropOrphans() {
+    for (const pending of this._outbox.values()) {
+      if (!this._rooms.has(pending.room)) {
+        this._outbox.delete(pending.clientId);
+        const message = "the room was left before the reply; the message may be stored";
+        pending.reject(new SendError("left", message, pending));
       }
     }
   }

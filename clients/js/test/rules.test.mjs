@@ -240,6 +240,27 @@ test("after left with a reason the room is forgotten: not rejoined, its sends re
   await client.close();
 });
 
+test("a send already written when the room is taken away still gets its ack", async () => {
+  const { client, socket } = await connected();
+  for (const room of ["R", "S"]) {
+    const joined = client.join(room);
+    socket.joined(room, 0);
+    await joined;
+  }
+  const acked = client.send("R", "stored just before", { clientId: "a" });
+  const orphan = client.send("S", "never answered", { clientId: "b" });
+  socket.deliver({ type: "left", room: "R", reason: "removed" });
+  socket.deliver({ type: "ack", room: "R", seq: 1, client_id: "a", re: "s:a" });
+  assert.equal(await acked, 1);
+  socket.deliver({ type: "left", room: "S", reason: "deleted" });
+  socket.serverClose(1011);
+  await reconnected(1);
+  const error = await orphan.catch((e) => e);
+  assert.ok(error instanceof SendError);
+  assert.equal(error.code, "left");
+  await client.close();
+});
+
 test("events of joined rooms pass through as the server's frames, full deltas marked", async () => {
   const { client, socket } = await connected();
   const joined = client.join("R");
