@@ -127,9 +127,10 @@ async def test_a_server_restart_shows_reconnecting_until_the_socket_is_back(
     app_server: AppServer,
     allowed_console: list[re.Pattern[str]],
 ) -> None:
-    # While the server is down the browser reports each refused connection attempt.
+    # While the server is down the browser reports each refused connection attempt and
+    # each request the chat had in flight.
     allowed_console.append(re.compile(r"^WebSocket connection to '\S+/ws' failed"))
-    allowed_console.append(re.compile(r"net::ERR_CONNECTION_REFUSED"))
+    allowed_console.append(re.compile(r"^Failed to load resource: net::ERR_"))
     page = await new_page()
     await signed_up(page, "Margaret")
     assert await client_state(page) == "open"  # the same-origin policy let the socket through
