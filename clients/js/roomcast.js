@@ -15,6 +15,8 @@ const STABLE_AFTER_MS = 10_000; // a connection up this long resets the backoff
 const READY_TIMEOUT_MS = 15_000; // the server closes at 10 s without `auth`; it answers fast
 const FRAMES_PER_SECOND = 40; // the server closes with 4429 above 50 a second
 const REFRESH_MARGIN_S = 60; // RefreshingToken refreshes this close to `exp`
+const SEND_RETRIES = 3; // a send refused with "retry shortly" is retried this often
+const SEND_RETRY_MS = 250; // first wait before such a retry, doubled each time
 
 // ------------------------------------------------------------------------------ errors
 
@@ -394,7 +396,7 @@ export class Client {
     }
     const existing = this._outbox.get(id);
     if (existing) return existing.promise;
-    const pending = { room, body, ai, clientId: id, sentOn: -1, ...deferred() };
+    const pending = { room, body, ai, clientId: id, sentOn: -1, retries: 0, ...deferred() };
     this._outbox.set(id, pending);
     if (this._rooms.get(room).joinedOn === this._conn && this._isReady()) {
       this._writeSend(pending);
@@ -719,6 +721,20 @@ export class Client {
     }
   }
 
+  // "Retry shortly" (the room is busy, or storing failed): the same client_id again, so a
+  // message is never stored twice. A reconnect meanwhile resends it after the rejoin.
+  _resendLater(pending) {
+    pending.retries += 1;
+    pending.sentOn = -1;
+    setTimeout(() => {
+      const entry = this._rooms.get(pending.room);
+      const current = entry && entry.joinedOn === this._conn && this._isReady();
+      if (this._outbox.get(pending.clientId) === pending && pending.sentOn === -1 && current) {
+        this._writeSend(pending);
+      }
+    }, SEND_RETRY_MS * 2 ** (pending.retries - 1));
+  }
+
   // Drop `room`: its join waiters reject RequestError, its unsent sends SendError. A send
   // already written on this connection waits for its reply: it may have been stored.
   _forget(room, code, message) {
@@ -827,6 +843,10 @@ export class Client {
       // These refuse only the assistant's answer: the message is stored, its ack follows.
       if (code === "quota_exceeded" || (code === "rate_limited" && /assistant/.test(message))) {
         this._emit("error", frame);
+        return;
+      }
+      if ((code === "unavailable" || code === "rate_limited") && pending.retries < SEND_RETRIES) {
+        this._resendLater(pending);
         return;
       }
       this._outbox.delete(pending.clientId);

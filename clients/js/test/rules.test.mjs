@@ -282,6 +282,34 @@ test("events of joined rooms pass through as the server's frames, full deltas ma
   await client.close();
 });
 
+test("a send refused with unavailable or a busy room is retried with the same client_id", async () => {
+  const { client, socket } = await connected();
+  const joined = client.join("R");
+  socket.joined("R", 0);
+  await joined;
+  const sending = client.send("R", "hi", { clientId: "c" });
+  socket.deliver({ type: "error", code: "unavailable", message: "storing failed", re: "s:c" });
+  await until(() => socket.frames("send").length === 2, "the first retry");
+  socket.deliver({ type: "error", code: "rate_limited", message: "the room is busy", re: "s:c" });
+  await until(() => socket.frames("send").length === 3, "the second retry");
+  assert.deepEqual(
+    socket.frames("send").map((frame) => frame.client_id),
+    ["c", "c", "c"],
+  );
+  socket.deliver({ type: "ack", room: "R", seq: 1, client_id: "c", re: "s:c" });
+  assert.equal(await sending, 1);
+
+  const refused = client.send("R", "again and again", { clientId: "d" });
+  for (let retry = 0; retry <= 3; retry++) {
+    await until(() => socket.frames("send").length === 4 + retry, `send ${retry}`);
+    socket.deliver({ type: "error", code: "unavailable", message: "down", re: "s:d" });
+  }
+  const error = await refused.catch((e) => e);
+  assert.ok(error instanceof SendError);
+  assert.deepEqual([error.code, error.clientId], ["unavailable", "d"]);
+  await client.close();
+});
+
 test("an error that refuses only the assistant's answer does not fail the send", async () => {
   const { client, socket } = await connected();
   const joined = client.join("R");
