@@ -33,7 +33,14 @@ async def test_a_new_user_signs_up_lands_in_the_rooms_logs_out_and_back_in(
     await page.get_by_label("Password", exact=True).fill(account.password)
     await page.get_by_role("button", name="Log in", exact=True).click()
     await expect(page).to_have_url(ROOMS_URL)
-    await expect(page.get_by_role("link", name="Account")).to_be_visible()
+    navigation = page.get_by_role("navigation", name="Main")
+    await expect(navigation.get_by_role("link", name="Rooms")).to_have_attribute(
+        "aria-current", "page"
+    )
+    await expect(navigation.locator("[aria-current]")).to_have_count(1)
+    await page.reload()  # the sign-in is kept in localStorage
+    await expect(page).to_have_url(ROOMS_URL)
+    await expect(navigation.get_by_role("button", name="Log out", exact=True)).to_be_visible()
 
 
 async def test_log_out_everywhere_ends_the_sign_in_of_another_browser(

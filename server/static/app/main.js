@@ -155,13 +155,14 @@ function renderNav() {
     nav.replaceChildren();
     return;
   }
-  const link = (href, label) => h("a", { href, "aria-current": location.hash.startsWith(href) ? "page" : null }, label);
+  const hash = location.hash;
+  const link = (href, label, current) => h("a", { href, "aria-current": current ? "page" : null }, label);
   replace(nav,
-    currentTeamId && link(`#/teams/${currentTeamId}/rooms`, "Rooms"),
-    link("#/teams", "Teams"),
-    link("#/account", "Account"),
-    currentTeamId && link(`#/billing/${currentTeamId}`, "Billing"),
-    session.me.role === "admin" && link("#/admin", "Admin"),
+    currentTeamId && link(`#/teams/${currentTeamId}/rooms`, "Rooms", /^#\/teams\/[^/]+\/rooms/.test(hash)),
+    link("#/teams", "Teams", /^#\/teams(\/[^/]+)?$/.test(hash)),
+    link("#/account", "Account", hash === "#/account"),
+    currentTeamId && link(`#/billing/${currentTeamId}`, "Billing", hash.startsWith("#/billing/")),
+    session.me.role === "admin" && link("#/admin", "Admin", hash === "#/admin"),
     h("button", { type: "button", class: "link", onclick: () => signOut() }, "Log out"),
   );
 }
@@ -263,7 +264,9 @@ async function start() {
     } catch (error) {
       if (session.client) await session.client.close().catch(() => {});
       Object.assign(session, { me: null, tokens: null, client: null });
-      localStorage.removeItem(STORAGE_KEY);
+      // Only a refused sign-in is forgotten; an unreachable server is tried again on reload.
+      if (error.status === 401 || error.name === "AuthenticationError") localStorage.removeItem(STORAGE_KEY);
+      else sessionStorage.setItem("roomcast.notice", "The server cannot be reached right now. Reload the page to try again.");
     }
   }
   window.addEventListener("hashchange", route);
