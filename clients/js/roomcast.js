@@ -267,7 +267,7 @@ export class Client {
     this._requests = new Map(); // id -> {resolve, reject}
     this._nextId = 1;
 
-    this._ws = null;
+    this._link = null; // the current connection: {ws, conn, end, timer, done}
     this._conn = 0; // number of the current connection
     this._readyConn = -1; // the connection that has answered `ready`
     this._closing = false;
@@ -331,15 +331,7 @@ export class Client {
   /** Close for good: no reconnect afterwards; pending sends and joins reject. */
   async close() {
     this._closing = true;
-    const ws = this._ws;
-    if (ws) {
-      try {
-        ws.close(1000);
-      } catch {
-        // already closing
-      }
-      this._drop(ws, 1000, "closed by the client");
-    }
+    if (this._link) this._drop(this._link, 1000, "closed by the client");
     if (this._wake) this._wake();
     this._finish(null);
   }
@@ -433,7 +425,7 @@ export class Client {
   }
 
   _isReady() {
-    return this._ws !== null && this._readyConn === this._conn;
+    return this._link !== null && this._readyConn === this._conn;
   }
 
   _request(frame) {
@@ -483,9 +475,9 @@ export class Client {
     this._allowanceAt = now;
     while (this._queue.length > 0 && this._allowance >= 1) {
       const { conn, data } = this._queue.shift();
-      if (conn !== this._conn || !this._ws) continue; // written for a connection now gone
+      if (conn !== this._conn || !this._link) continue; // written for a connection now gone
       try {
-        this._ws.send(data);
+        this._link.ws.send(data);
         this._lastSent = now;
       } catch {
         continue; // the socket is closing; its close event follows
@@ -569,7 +561,8 @@ export class Client {
       }
       this._conn += 1;
       const conn = this._conn;
-      this._ws = ws;
+      const link = { ws, conn, end: resolve, timer: undefined, done: false };
+      this._link = link;
       this._lastReceived = this._lastSent = Date.now();
       ws.onopen = () => {
         this._queue = this._queue.filter((item) => item.conn === conn);
@@ -588,20 +581,20 @@ export class Client {
         if (frame && typeof frame === "object" && !Array.isArray(frame)) this._onFrame(frame);
       };
       ws.onerror = () => {}; // the close event follows and says how it ended
-      ws.onclose = (event) => this._drop(ws, event.code, event.reason);
-      ws._roomcastEnd = resolve;
-      ws._roomcastTimer = setTimeout(() => {
-        if (this._readyConn !== conn) this._drop(ws, 1006, "no ready in time");
+      ws.onclose = (event) => this._drop(link, event.code, event.reason);
+      link.timer = setTimeout(() => {
+        if (this._readyConn !== conn) this._drop(link, 1006, "no ready in time");
       }, READY_TIMEOUT_MS);
     });
   }
 
-  // The end of connection `ws`, whether the socket closed or we gave up on it.
-  _drop(ws, code, reason) {
-    if (ws._roomcastDone) return;
-    ws._roomcastDone = true;
+  // The end of a connection, whether its socket closed or we gave up on it.
+  _drop(link, code, reason) {
+    if (link.done) return;
+    link.done = true;
+    const { ws } = link;
     ws.onopen = ws.onmessage = ws.onclose = null;
-    clearTimeout(ws._roomcastTimer);
+    clearTimeout(link.timer);
     clearTimeout(this._reauthTimer);
     clearInterval(this._heartbeatTimer);
     if (ws.readyState === 0 || ws.readyState === 1) {
@@ -611,15 +604,15 @@ export class Client {
         // closing already
       }
     }
-    if (this._ws === ws) {
-      this._ws = null;
+    if (this._link === link) {
+      this._link = null;
       this._readyConn = -1;
     }
     const lost = new ConnectionClosedError("connection lost", code);
     for (const reply of this._requests.values()) reply.reject(lost);
     this._requests.clear();
     const normal = code === undefined || code === 1000 || code === 1001 || code === 1005;
-    ws._roomcastEnd({ code: normal && !this._closing ? 1006 : code, reason });
+    link.end({ code: normal && !this._closing ? 1006 : code, reason });
   }
 
   _onReady(frame) {
@@ -631,8 +624,8 @@ export class Client {
     this.heartbeat = typeof frame.heartbeat === "number" ? frame.heartbeat : 25;
     this._dropOrphans();
     for (const [room, entry] of this._rooms) this._writeJoin(room, entry);
-    this._startHeartbeat(this._ws);
-    this._scheduleReauth(this._ws);
+    this._startHeartbeat(this._link);
+    this._scheduleReauth(this._link);
     this._setState("open");
     if (this._started) this._started.resolve();
   }
@@ -642,7 +635,7 @@ export class Client {
   // A `ping` left unanswered for a heartbeat means the server is gone (a dead peer
   // behind a NAT). Judged by the ping, not by silence alone: a background tab's timers
   // may run once a minute, and a quiet room is no sign of a dead server.
-  _startHeartbeat(ws) {
+  _startHeartbeat(link) {
     clearInterval(this._heartbeatTimer);
     const interval = (this.heartbeat * 1000) / 2;
     let pingedAt;
@@ -650,7 +643,7 @@ export class Client {
       const now = Date.now();
       const unanswered = pingedAt !== undefined && this._lastReceived < pingedAt;
       if (unanswered && now - pingedAt >= this.heartbeat * 1000) {
-        this._drop(ws, 1006, "the server stopped answering");
+        this._drop(link, 1006, "the server stopped answering");
       } else if (!unanswered && now - this._lastSent >= interval) {
         pingedAt = now;
         this._write({ type: "ping" });
@@ -666,26 +659,26 @@ export class Client {
     return Math.max(0, (claims.exp - margin) * 1000 - Date.now());
   }
 
-  _scheduleReauth(ws) {
+  _scheduleReauth(link) {
     clearTimeout(this._reauthTimer);
     if (!this._provider) return;
     const delay = this._reauthDelay(this._token);
     if (delay === undefined) return;
-    this._reauthTimer = setTimeout(() => this._reauth(ws), Math.min(delay, 2 ** 31 - 1));
+    this._reauthTimer = setTimeout(() => this._reauth(link), Math.min(delay, 2 ** 31 - 1));
   }
 
   // Re-`auth` on the open socket with a fresh token: the connection keeps its rooms.
-  async _reauth(ws) {
-    for (let attempt = 0; attempt < 5 && this._ws === ws && !this._closing; attempt++) {
+  async _reauth(link) {
+    for (let attempt = 0; attempt < 5 && this._link === link && !this._closing; attempt++) {
       try {
         let fresh = await this._provider({ forceRefresh: false });
         if (fresh === this._token) fresh = await this._provider({ forceRefresh: true });
-        if (this._ws !== ws) return;
+        if (this._link !== link) return;
         this._token = fresh;
         const ready = await this._request({ type: "auth", token: fresh });
         this.session = ready.session ?? this.session;
         this.reauths += 1;
-        this._scheduleReauth(ws);
+        this._scheduleReauth(link);
         return;
       } catch (error) {
         // A refused refresh: the server will close with 4401, and the reconnect decides.
@@ -856,9 +849,9 @@ export class Client {
       const entry = this._rooms.get(room);
       if (!entry) return;
       if (code === "unavailable" || code === "rate_limited") {
-        const ws = this._ws;
+        const link = this._link;
         setTimeout(() => {
-          if (this._ws === ws && this._isReady() && this._rooms.get(room) === entry) {
+          if (this._link === link && this._isReady() && this._rooms.get(room) === entry) {
             this._writeJoin(room, entry);
           }
         }, 1000);
