@@ -19,7 +19,7 @@ export interface Usage {
 
 export type Finish = "stop" | "length" | "safety" | "cancelled";
 
-export interface MessageEvent {
+export interface RoomMessageEvent {
   type: "message";
   room: string;
   seq: number;
@@ -92,7 +92,7 @@ export interface LeftEvent {
   re?: string | number;
 }
 
-export interface ErrorEvent {
+export interface ServerErrorEvent {
   type: "error";
   code: string;
   message: string;
@@ -116,7 +116,7 @@ export interface StateEvent {
 
 export interface EventMap {
   state: StateEvent;
-  message: MessageEvent;
+  message: RoomMessageEvent;
   "ai.start": AiStartEvent;
   "ai.delta": AiDeltaEvent;
   "ai.end": AiEndEvent;
@@ -124,7 +124,7 @@ export interface EventMap {
   presence: PresenceEvent;
   typing: TypingEvent;
   left: LeftEvent;
-  error: ErrorEvent;
+  error: ServerErrorEvent;
 }
 
 /** Called for every (re)auth; `forceRefresh` after the server closed with 4401. */
