@@ -112,16 +112,29 @@ async def test_a_server_restart_mid_conversation_shows_every_message_exactly_onc
     await say(bob_page, "before 2")
     await expect_once_each(ada_page, ["before 1", "before 2"])
 
+    # Rooms are not announced on the websocket; the list is read again after a reconnect.
+    client, headers = await rest_login(app_server, ada)
+    made = await client.post(
+        f"/api/v1/teams/{team_id}/rooms", json={"name": "made meanwhile"}, headers=headers
+    )
+    assert made.status == 201
     await app_server.instance.kill()
     banner = ada_page.get_by_role("status").filter(has_text="Reconnecting")
     await expect(banner).to_be_visible()
-    await expect(bob_page.get_by_role("status").filter(has_text="Reconnecting")).to_be_visible()
+    bob_banner = bob_page.get_by_role("status").filter(has_text="Reconnecting")
+    await expect(bob_banner).to_be_visible()
     await say(ada_page, "typed while the server was down")
     await expect(ada_page.locator(".chat-msg.pending")).to_have_count(1)
     await say(bob_page, "Bob, also while it was down")
     await app_server.instance.start()
 
+    # Each client comes back after its own randomized backoff.
     await expect(banner).to_be_hidden(timeout=45_000)
+    await expect(bob_banner).to_be_hidden(timeout=45_000)
+    await expect(bob_page.get_by_role("link", name="made meanwhile")).to_be_visible()
+    online = ada_page.get_by_label("Online in this room")
+    await expect(online).to_contain_text("Ada (you)")
+    await expect(online).to_contain_text("Bob")
     await say(bob_page, "after the restart")
     expected = [
         "before 1",

@@ -95,7 +95,7 @@ class ChatView {
     this.typists = new Map(); // user id -> {name, timer}
     this.open = null; // {id, bySeq: Map seq -> element, cursor, loading, ready}
     this.lastTyping = 0;
-    this.wasOpen = false;
+    this.wasOpen = ctx.client?.state === "open"; // so the next "open" is a reconnect
     this.loaded = false;
     this.wanted = ctx.roomId ?? null;
     this.gone = false;
@@ -182,14 +182,8 @@ class ChatView {
 
   async start() {
     try {
-      let cursor = null;
-      do {
-        const query = cursor ? `?limit=200&cursor=${encodeURIComponent(cursor)}` : "?limit=200";
-        const page = await this.ctx.api("GET", `/teams/${this.ctx.teamId}/rooms${query}`);
-        if (this.gone) return;
-        for (const room of page.items) this.addRoom(room, false);
-        cursor = page.next_cursor;
-      } while (cursor);
+      await this.loadRooms();
+      if (this.gone) return;
       this.listStatus.textContent = this.rooms.size ? "" : "No rooms yet. Create the first one.";
       this.joinAll();
     } catch (e) {
@@ -197,6 +191,47 @@ class ChatView {
     }
     this.loaded = true;
     this.show(this.wanted);
+    document.addEventListener("visibilitychange", this.onVisible);
+  }
+
+  // Rooms are not announced on the websocket: others' new rooms and new names are read
+  // again when the page comes back into view or the connection comes back.
+  onVisible = () => {
+    if (document.visibilityState === "visible") this.refreshRooms();
+  };
+
+  async refreshRooms() {
+    if (!this.loaded || this.gone || Date.now() - (this.refreshedAt ?? 0) < 5000) return;
+    this.refreshedAt = Date.now();
+    try {
+      await this.loadRooms();
+    } catch {
+      // the list stays as it was; the next look tries again
+    }
+  }
+
+  async loadRooms() {
+    let cursor = null;
+    do {
+      const query = cursor ? `?limit=200&cursor=${encodeURIComponent(cursor)}` : "?limit=200";
+      const page = await this.ctx.api("GET", `/teams/${this.ctx.teamId}/rooms${query}`);
+      if (this.gone) return;
+      for (const room of page.items) this.upsertRoom(room);
+      cursor = page.next_cursor;
+    } while (cursor);
+  }
+
+  upsertRoom(room) {
+    const entry = this.rooms.get(room.id);
+    if (!entry) {
+      this.addRoom(room, this.loaded);
+      return;
+    }
+    entry.room = room;
+    entry.label.textContent = room.name;
+    entry.latest = Math.max(entry.latest, room.last_seq);
+    this.renderBadge(entry);
+    if (this.open?.id === room.id) this.renderMode(entry);
   }
 
   addRoom(room, join = true) {
@@ -248,6 +283,7 @@ class ChatView {
       return null;
     }
     if (this.gone) return joined;
+    entry.stale = false;
     entry.members = new Map(joined.members.map((m) => [m.id, m.name]));
     entry.latest = Math.max(entry.latest, joined.seq);
     const stored = localStorage.getItem(this.readKey(id));
@@ -312,7 +348,7 @@ class ChatView {
       else this.notice("Choose a room, or create a new one.");
       return;
     }
-    entry.joined ??= this.join(entry);
+    if (!entry.joined || entry.stale) entry.joined = this.join(entry);
     this.open = { id: roomId, bySeq: new Map(), cursor: null, loading: false, ready: false };
     this.renderRoom(entry);
     this.loadLatest(this.open, entry);
@@ -702,6 +738,7 @@ class ChatView {
   }
 
   onState(event) {
+    if (event.state === "open" && this.wasOpen) this.refreshRooms();
     if (event.state !== "open") {
       // Deltas are never replayed: a finished answer comes back as its stored message, a
       // running one as a new ai.start with the text so far.
@@ -709,9 +746,10 @@ class ChatView {
       this.streams.clear();
       return;
     }
-    if (this.wasOpen && this.open) {
+    if (this.wasOpen) {
       // Presence changed while we were away; joining again answers with who is here now.
-      const entry = this.rooms.get(this.open.id);
+      for (const entry of this.rooms.values()) entry.stale = true;
+      const entry = this.rooms.get(this.open?.id);
       if (entry) entry.joined = this.join(entry);
     }
     this.wasOpen = true;
@@ -894,6 +932,7 @@ class ChatView {
   unmount() {
     if (this.gone) return;
     this.gone = true;
+    document.removeEventListener("visibilitychange", this.onVisible);
     for (const [kind, handler] of Object.entries(this.handlers)) this.client?.off(kind, handler);
     this.clearTypists();
     for (const id of this.rooms.keys()) this.client?.leave(id).catch(() => {});
