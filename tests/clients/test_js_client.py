@@ -106,6 +106,7 @@ async def run_node(env: dict[str, str]) -> tuple[int, str]:
         str(NODE),
         "--test",
         "--test-concurrency=1",
+        "--test-timeout=45000",  # a hanging test fails alone, with the others' results
         "--test-reporter=spec",
         *sorted(str(path) for path in (REPO / "clients/js/test").glob("*.test.mjs")),
         cwd=REPO,
