@@ -64,7 +64,11 @@ async def test_two_members_chat_in_a_room_and_see_presence_typing_and_unread_cou
     await expect(bob_page.get_by_text("Ada is typing…")).to_be_visible()
     await say(ada_page, "Hello Bob, welcome to the lobby.")
     await expect(bob_page.get_by_role("log").get_by_text("Hello Bob, welcome")).to_be_visible()
-    await say(bob_page, "Thanks Ada!\nGlad to be here.")
+    composer = bob_page.get_by_label("Message", exact=True)
+    await composer.press_sequentially("Thanks Ada!")
+    await composer.press("Shift+Enter")  # a new line, not a send
+    await composer.press_sequentially("Glad to be here.")
+    await composer.press("Enter")
     await expect(ada_page.get_by_role("log").get_by_text("Glad to be here.")).to_be_visible()
 
     conversation = ["Hello Bob, welcome to the lobby.", "Thanks Ada!\nGlad to be here."]
@@ -83,6 +87,8 @@ async def test_two_members_chat_in_a_room_and_see_presence_typing_and_unread_cou
 
     await open_room(bob_page, "lobby")
     await expect_once_each(bob_page, conversation)
+    await say(ada_page, "One more over here.")
+    await expect(random).to_have_accessible_name("random, 1 unread")
     await bob_page.screenshot(path=screenshots_dir / "chat.png")
     await bob_page.emulate_media(color_scheme="dark")
     await bob_page.screenshot(path=screenshots_dir / "chat-dark.png")
