@@ -10,7 +10,7 @@ from playwright.async_api import expect
 from sqlalchemy import update
 
 from storage.models import User
-from tests.web.conftest import AppServer, NewPage, SignedUp
+from tests.web.conftest import LOGIN_URL, AppServer, NewPage, SignedUp
 
 
 async def test_an_invitation_link_brings_a_second_user_into_the_team(
@@ -35,7 +35,14 @@ async def test_an_invitation_link_brings_a_second_user_into_the_team(
     assert await owner.evaluate("navigator.clipboard.readText()") == invitation
     await owner.screenshot(path=screenshots_dir / "team.png", full_page=True)
 
+    # Bob opens the link logged out: he logs in first and comes back to the invitation.
+    await guest.get_by_role("button", name="Log out", exact=True).click()
+    await expect(guest).to_have_url(LOGIN_URL)
     await guest.goto(invitation)
+    await expect(guest).to_have_url(LOGIN_URL)
+    await guest.get_by_label("Email", exact=True).fill(invitee.email)
+    await guest.get_by_label("Password", exact=True).fill(invitee.password)
+    await guest.get_by_role("button", name="Log in", exact=True).click()
     await guest.get_by_role("button", name="Accept invitation").click()
     await expect(guest.get_by_role("heading", name="Crew")).to_be_visible()
     await guest.get_by_role("link", name="Teams").click()
