@@ -538,15 +538,25 @@ export class Client {
       if (up >= STABLE_AFTER_MS) this._backoff.reset();
       const delay = code === 4408 || code === 4401 ? 0 : this._backoff.next({ slow: code === 4429 });
       this._setState("reconnecting", { attempt: this._backoff.attempts, delay, code, reason });
-      await new Promise((resolve) => {
-        const timer = setTimeout(resolve, delay * 1000);
-        this._wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this._wake = null;
+      await this._wait(delay);
     }
+  }
+
+  // The wait before a reconnect. close() ends it, and so does a browser that comes back
+  // online: the network is back, and the rest of the backoff would only be lost time.
+  _wait(seconds) {
+    const events = typeof globalThis.addEventListener === "function" ? globalThis : null;
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        events?.removeEventListener("online", done);
+        this._wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, seconds * 1000);
+      events?.addEventListener("online", done);
+      this._wake = done;
+    });
   }
 
   // One connection from dialling to its close; resolves {code, reason}.

@@ -155,6 +155,26 @@ test("4429 backs off from the slow start, 4408 redials at once, close() cuts a w
   assert.equal(FakeSocket.sockets.length, 3);
 });
 
+test("a browser that comes back online redials without sitting out the backoff", async () => {
+  const window = new EventTarget(); // what a browser's globalThis is
+  globalThis.addEventListener = window.addEventListener.bind(window);
+  globalThis.removeEventListener = window.removeEventListener.bind(window);
+  try {
+    const backoff = { initial: 60, max: 120, random: () => 1 };
+    const { client, states, socket } = await connected("t", { backoff });
+    socket.serverClose(1006);
+    await until(() => client.state === "reconnecting", "reconnecting");
+    assert.equal(states.at(-1).delay, 60);
+    window.dispatchEvent(new Event("online"));
+    await reconnected(1);
+    assert.equal(client.state, "open");
+    await client.close();
+  } finally {
+    delete globalThis.addEventListener;
+    delete globalThis.removeEventListener;
+  }
+});
+
 for (const code of [4400, 1003, 1007, 1009]) {
   test(`after ${code} the client does not reconnect: closed, pending sends reject`, async () => {
     const { client, states, socket } = await connected();
