@@ -109,7 +109,9 @@ class ChatView {
       typing: (e) => this.onTyping(e),
       left: (e) => this.onLeft(e),
       state: (e) => this.onState(e),
+      error: (e) => this.onRefusedAnswer(e),
     };
+    this.sentTo = new Map(); // client_id -> room, for errors that name only the send
     for (const [kind, handler] of Object.entries(this.handlers)) this.client?.on(kind, handler);
     this.build();
     this.start();
@@ -397,6 +399,7 @@ class ChatView {
       if (this.scroller.scrollTop < 48) this.loadOlder();
     });
     this.typingLine = h("p", { className: "chat-typing", "aria-live": "polite" });
+    this.answerAlert = h("p", { className: "chat-error", role: "alert" });
     this.roomPane.setAttribute("aria-labelledby", this.title.id);
     this.roomPane.replaceChildren(
       h(
@@ -409,6 +412,7 @@ class ChatView {
       ),
       this.scroller,
       this.typingLine,
+      this.answerAlert,
       this.buildComposer(entry),
     );
     this.renderMode(entry);
@@ -805,8 +809,19 @@ class ChatView {
     return form;
   }
 
+  // The message is stored, but the assistant will not answer it (quota, a full queue).
+  onRefusedAnswer(frame) {
+    const clientId = typeof frame.re === "string" && frame.re.startsWith("s:") ? frame.re.slice(2) : null;
+    const room = clientId && this.sentTo.get(clientId);
+    if (!room || room !== this.open?.id || !this.answerAlert) return;
+    this.answerAlert.textContent = `The assistant will not answer: ${frame.message || frame.code}`;
+  }
+
   async send(roomId, body, ai, clientId) {
     const send = { room: roomId, body, ai, el: null, error: null };
+    if (this.sentTo.size >= 100) this.sentTo.delete(this.sentTo.keys().next().value);
+    this.sentTo.set(clientId, roomId);
+    if (this.answerAlert) this.answerAlert.textContent = "";
     this.pending.set(clientId, send);
     if (this.open?.id === roomId) this.drawPending(clientId, send);
     try {
