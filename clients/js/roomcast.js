@@ -145,19 +145,22 @@ export class RefreshingToken {
     const exp = tokenExpiry(this.tokens.access_token);
     const fresh = exp === undefined || exp - Date.now() / 1000 > REFRESH_MARGIN_S;
     if (fresh && !forceRefresh) return this.tokens.access_token;
+    return (await this.refresh()).access_token;
+  }
+
+  /** Spend the refresh token for a new pair now (or join the refresh under way). */
+  refresh() {
     if (!this._refreshing) {
-      this._refreshing = this.refresh().finally(() => {
+      this._refreshing = this._spend().finally(() => {
         this._refreshing = null;
       });
     }
-    return (await this._refreshing).access_token;
+    return this._refreshing;
   }
 
-  /** Spend the refresh token for a new pair now; resolves with the pair. */
-  async refresh() {
-    const refreshToken = this.tokens.refresh_token;
+  async _spend() {
     const data = await postJson(apiUrl(this.baseUrl, "/auth/refresh"), {
-      refresh_token: refreshToken,
+      refresh_token: this.tokens.refresh_token,
     });
     this.tokens = { ...data };
     if (this.onChange) this.onChange({ ...this.tokens });

@@ -110,6 +110,28 @@ test("after 4401 the client reconnects with a refreshed token and rejoins its ro
   }
 });
 
+test("refreshes asked for at once spend the refresh token once", async () => {
+  const { users } = await setup({ users: 1 });
+  const { access_token, refresh_token } = users[0];
+  const changes = [];
+  const tokens = new RefreshingToken(
+    URL_,
+    { access_token, refresh_token },
+    { onChange: (pair) => changes.push(pair) },
+  );
+  const [a, b, c] = await Promise.all([
+    tokens.refresh(),
+    tokens.token({ forceRefresh: true }),
+    tokens.refresh(),
+  ]);
+  assert.equal(changes.length, 1);
+  assert.equal(a.access_token, b);
+  assert.equal(c, a);
+  assert.notEqual(b, access_token);
+  const me = await fetch(`${URL_}/api/v1/me`, { headers: { Authorization: `Bearer ${b}` } });
+  assert.equal(me.status, 200, "the sign-in was not revoked by a spent refresh token");
+});
+
 test("a refresh refused with 401 rejects AuthenticationError", async () => {
   const tokens = new RefreshingToken(URL_, { access_token: "x", refresh_token: "spent" });
   await assert.rejects(tokens.token({ forceRefresh: true }), AuthenticationError);
