@@ -21,6 +21,7 @@ let currentTeamId = null;
 let unmountView = null;  // cleanup of the screen on show
 let chatView = null;     // { view, teamId } while a chat route is mounted
 let routeSeq = 0;        // which route() call is current; a slower older one gives way
+let signingOut = false;
 
 const ROUTES = [
   [/^#\/login$/, false, (c) => loginView(c, shell)],
@@ -104,6 +105,7 @@ async function clientClosed(client, code) {
 }
 
 async function signOut({ everywhere = false } = {}) {
+  signingOut = true; // from now on the router treats the user as logged out
   // Our own socket closes first, so the server's revocation finds nothing of ours open.
   const client = session.client;
   session.client = null;
@@ -113,6 +115,7 @@ async function signOut({ everywhere = false } = {}) {
     else await api("POST", "/auth/logout", { refresh_token: session.tokens.tokens.refresh_token });
   } finally {
     await endSession(null);
+    signingOut = false;
   }
 }
 
@@ -196,7 +199,7 @@ async function chatRoute(container, teamId, roomId) {
 
 async function route() {
   const hash = location.hash || "#/";
-  const signedIn = session.me !== null;
+  const signedIn = session.me !== null && !signingOut;
   const match = ROUTES.map(([pattern, needsLogin, render]) => [hash.match(pattern), needsLogin, render])
     .find(([found]) => found);
   if (!match) {
