@@ -16,7 +16,15 @@ from redis.asyncio import Redis
 from storage.db import Database
 from tests.instances import launched
 from tests.web.conftest import AppServer, NewPage, SignedUp
-from tests.web.test_chat_steps import create_room, rest_login, say, shown_messages
+from tests.web.test_chat_steps import (
+    create_room,
+    open_room,
+    open_team,
+    rest_login,
+    say,
+    shown_messages,
+    team_of,
+)
 
 STREAMING = ".chat-msg.streaming .chat-body"
 
@@ -73,3 +81,31 @@ async def test_an_answer_streams_in_and_stop_ends_it_as_cancelled_and_stored(
     assert stored["seq"] == 2
     assert stored["body"] == shown[-1]["body"]
     assert stored["body"].startswith(seen[-1])
+
+
+async def test_a_member_who_opens_the_room_mid_answer_sees_the_text_so_far_grow(
+    app_server: AppServer, new_page: NewPage, signed_up: SignedUp
+) -> None:
+    ada_page, bob_page = await new_page(), await new_page()
+    ada = await signed_up(ada_page, "Ada")
+    bob = await signed_up(bob_page, "Bob")
+    team_id = await team_of(app_server, ada, bob)
+    await open_team(ada_page, team_id)
+    await create_room(ada_page, "live", assistant="Every message")
+    await say(ada_page, "Please describe the weather on the coast today.")
+    started = await grown_past(ada_page, 0)
+
+    await open_team(bob_page, team_id)
+    await open_room(bob_page, "live")
+    # The join brings the answer so far in one piece; live deltas extend it.
+    so_far = await grown_past(bob_page, len(started) - 1)
+    assert so_far.startswith("(offline model)")
+    assert (await grown_past(bob_page, len(so_far))).startswith(so_far)
+    # Only the prompt's author (or a team admin) may stop it.
+    await expect(bob_page.get_by_role("button", name="Stop")).to_have_count(0)
+    await ada_page.get_by_role("button", name="Stop").click()
+
+    for page in (ada_page, bob_page):
+        await expect(page.locator(".chat-msg.assistant .chat-note")).to_have_text("stopped")
+    ada_sees, bob_sees = await shown_messages(ada_page), await shown_messages(bob_page)
+    assert [(m["seq"], m["body"]) for m in ada_sees] == [(m["seq"], m["body"]) for m in bob_sees]

@@ -450,6 +450,9 @@ class ChatView {
       for (const message of page.items) this.drawMessage(message);
       open.ready = true;
       this.log.removeAttribute("aria-busy");
+      for (const stream of this.streams.values()) {
+        if (stream.room === open.id && stream.el) this.offerStop(stream);
+      }
       this.older.hidden = !open.cursor;
       this.scrollToEnd();
       this.markRead();
@@ -653,12 +656,17 @@ class ChatView {
     b.body.textContent = stream.text;
     b.note.textContent = "answering…";
     Object.assign(stream, b);
-    if (this.mayStop(stream)) {
-      const stop = h("button", { type: "button", className: "chat-stop" }, "Stop");
-      stop.addEventListener("click", () => this.stop(stream, stop));
-      b.actions.append(stop);
-    }
+    this.offerStop(stream);
     this.following(() => this.log.append(b.el));
+  }
+
+  // A Stop button once the history says whose prompt this answers.
+  offerStop(stream) {
+    if (!this.open?.ready || stream.actions.querySelector(".chat-stop")) return;
+    if (!this.mayStop(stream)) return;
+    const stop = h("button", { type: "button", className: "chat-stop" }, "Stop");
+    stop.addEventListener("click", () => this.stop(stream, stop));
+    stream.actions.append(stop);
   }
 
   mayStop(stream) {
