@@ -13,7 +13,7 @@ JOBS   ?= 2
 # Where `make locust` sends its load: a server started with `make run`, unless told otherwise.
 HOST   ?= http://127.0.0.1:8080
 
-.PHONY: run test check-lock lint typecheck pytest migrate bench locust lock clean
+.PHONY: run test check-lock lint typecheck pytest migrate bench storm locust lock clean
 
 run: $(VENV)/.run
 	$(PY) run.py migrate
@@ -46,6 +46,9 @@ migrate: $(VENV)/.run
 
 bench: $(VENV)/.dev
 	$(PY) -m loadtests.fanout $(ARGS)
+
+storm: $(VENV)/.dev
+	$(PY) -m loadtests.storm $(ARGS)
 
 # Load from locust against a running server (`make run` in another terminal, or HOST=...).
 locust: $(VENV)/.dev
