@@ -89,9 +89,9 @@ class ChatView {
     this.client = ctx.client;
     this.me = ctx.me || {};
     this.canManage = MANAGERS.has(ctx.team?.role);
-    this.rooms = new Map(); // id -> {room, latest, joined: Promise, members: Map, link, badge}
-    this.streams = new Map(); // gen -> {room, text, replyTo, el, stopping}
-    this.pending = new Map(); // client_id -> {room, body, ai, el}
+    this.rooms = new Map(); // id -> {room, latest, read, joined: Promise, members, link...}
+    this.streams = new Map(); // gen -> {room, gen, replyTo, text, and its bubble once drawn}
+    this.pending = new Map(); // client_id -> {room, body, ai, error, and its bubble}
     this.typists = new Map(); // user id -> {name, timer}
     this.open = null; // {id, bySeq: Map seq -> element, cursor, loading, ready}
     this.lastTyping = 0;
@@ -384,7 +384,11 @@ class ChatView {
     this.title = h("h2", { id: uid("room-title") }, room.name);
     this.modeNote = h("p", { className: "chat-muted chat-mode" });
     this.presence = h("p", { className: "chat-presence", "aria-label": "Online in this room" });
-    this.older = h("button", { type: "button", className: "chat-older", hidden: true }, "Load older messages");
+    this.older = h(
+      "button",
+      { type: "button", className: "chat-older", hidden: true },
+      "Load older messages",
+    );
     this.older.addEventListener("click", () => this.loadOlder());
     this.log = h("div", {
       className: "chat-log",
@@ -394,7 +398,13 @@ class ChatView {
       "aria-relevant": "additions",
     });
     this.historyStatus = h("p", { className: "chat-muted", role: "status" }, "Loading messages…");
-    this.scroller = h("div", { className: "chat-scroll", tabindex: 0, "aria-label": "Message history" }, this.older, this.historyStatus, this.log);
+    this.scroller = h(
+      "div",
+      { className: "chat-scroll", tabindex: 0, "aria-label": "Message history" },
+      this.older,
+      this.historyStatus,
+      this.log,
+    );
     this.scroller.addEventListener("scroll", () => {
       if (this.scroller.scrollTop < 48) this.loadOlder();
     });
@@ -457,7 +467,8 @@ class ChatView {
       this.scrollToEnd();
       this.markRead();
     } catch (e) {
-      if (this.open === open) this.historyStatus.textContent = `Messages could not be loaded: ${errorText(e)}`;
+      if (this.open !== open) return;
+      this.historyStatus.textContent = `Messages could not be loaded: ${errorText(e)}`;
     }
   }
 
@@ -602,7 +613,7 @@ class ChatView {
 
   onAiStart(event) {
     if (!this.rooms.has(event.room) || this.streams.has(event.gen)) return;
-    const stream = { room: event.room, gen: event.gen, text: "", replyTo: event.reply_to, el: null };
+    const stream = { room: event.room, gen: event.gen, replyTo: event.reply_to, text: "" };
     this.streams.set(event.gen, stream);
     if (this.open?.id === event.room) this.drawStream(stream);
   }
@@ -784,7 +795,12 @@ class ChatView {
       "form",
       { className: "chat-composer", "aria-label": "Send a message" },
       field("Message", text),
-      h("div", { className: "chat-composer-row" }, this.askToggle, h("button", { type: "submit" }, "Send")),
+      h(
+        "div",
+        { className: "chat-composer-row" },
+        this.askToggle,
+        h("button", { type: "submit" }, "Send"),
+      ),
     );
     text.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
@@ -819,8 +835,8 @@ class ChatView {
 
   // The message is stored, but the assistant will not answer it (quota, a full queue).
   onRefusedAnswer(frame) {
-    const clientId = typeof frame.re === "string" && frame.re.startsWith("s:") ? frame.re.slice(2) : null;
-    const room = clientId && this.sentTo.get(clientId);
+    const re = typeof frame.re === "string" ? frame.re : "";
+    const room = re.startsWith("s:") && this.sentTo.get(re.slice(2));
     if (!room || room !== this.open?.id || !this.answerAlert) return;
     this.answerAlert.textContent = `The assistant will not answer: ${frame.message || frame.code}`;
   }
@@ -928,7 +944,11 @@ class ChatView {
     });
     remove.addEventListener("click", () => {
       confirm.hidden = false;
-      const yes = h("button", { type: "button", className: "chat-danger" }, `Delete “${entry.room.name}” and its messages`);
+      const yes = h(
+        "button",
+        { type: "button", className: "chat-danger" },
+        `Delete “${entry.room.name}” and its messages`,
+      );
       const no = h("button", { type: "button" }, "Keep it");
       yes.addEventListener("click", async () => {
         error.textContent = "";
