@@ -462,9 +462,9 @@ def _summary(results: list[StormFigures]) -> list[str]:
         f"{'redis%':>6} {'KiB/client':>10}"
     ]
     for r in results:
-        ratio = r.rate / base.rate if base and base.rate else 0.0
+        ratio = f"{r.rate / base.rate:.2f}" if base and base.rate else "-"
         lines.append(
-            f"{r.name:<24} {r.joined:>7} {r.failed:>6} {r.rate:>11.1f} {ratio:>6.2f} "
+            f"{r.name:<24} {r.joined:>7} {r.failed:>6} {r.rate:>11.1f} {ratio:>6} "
             f"{r.joined_ms['p50']:>8.1f} {r.joined_ms['p99']:>8.1f} {r.joined_ms['max']:>8.1f} "
             f"{r.cpu.get('server', 0):>8.1f} {r.cpu.get('postgres', 0):>7.1f} "
             f"{r.cpu.get('redis', 0):>6.1f} {r.kib_per_client:>10.1f}"
@@ -472,8 +472,8 @@ def _summary(results: list[StormFigures]) -> list[str]:
     if base:
         for r in results:
             if r is not base:
-                ratio = r.rate / base.rate if base.rate else 0.0
-                lines.append(f"{r.name} / baseline connects+joins per second: {ratio:.2f}")
+                times = r.rate / base.rate if base.rate else 0.0
+                lines.append(f"{r.name} / baseline connects+joins per second: {times:.2f}")
     return lines
 
 

@@ -11,13 +11,16 @@ Sampling by CPU time means waiting is never sampled, so the percentages are of t
 server's CPU. CPU spent in C with no Python frame above the loop (libuv, the kernel's
 side of its reads and writes) shows as the loop's entry frames (LOOP).
 
-cProfile would not do: SQLAlchemy's greenlet switches and suspended coroutines corrupt
-its inclusive times; a sampling thread would see the stack only where the main thread
-releases the GIL, which overweights calls like `os.urandom`.
+Inside SQLAlchemy's greenlets the stack is joined to the parent greenlet's, so database
+work is counted under the repository function that awaited it. cProfile would not do:
+greenlet switches and suspended coroutines corrupt its inclusive times; a sampling
+thread would see the stack only where the main thread releases the GIL, which
+overweights calls like `os.urandom`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import runpy
 import signal
 import sys
@@ -46,6 +49,32 @@ def _short(filename: str) -> str:
     return filename.removeprefix(root)
 
 
+def _codes(frame: FrameType | None) -> list[CodeType]:
+    """The code objects of `frame` and its callers, innermost first."""
+    codes = []
+    while frame is not None:
+        codes.append(frame.f_code)
+        frame = frame.f_back
+    return codes
+
+
+def _parent_codes() -> list[CodeType]:
+    """Inside a greenlet (SQLAlchemy's async bridge), the stacks of the greenlets above it.
+
+    A greenlet's frames end at its own entry; the code that awaited the database call
+    (the repository, the handler) waits in the parent greenlet, in `greenlet_spawn`.
+    """
+    codes: list[CodeType] = []
+    with contextlib.suppress(ImportError):
+        import greenlet
+
+        parent = greenlet.getcurrent().parent
+        while parent is not None:
+            codes += _codes(parent.gr_frame)
+            parent = parent.parent
+    return codes
+
+
 class StackSampler:
     """Counts the main thread's stacks at each SIGPROF, as collapsed stacks."""
 
@@ -69,10 +98,9 @@ class StackSampler:
         return label
 
     def _sample(self, _signum: int, frame: FrameType | None) -> None:
-        codes = []
-        while frame is not None:
-            codes.append(frame.f_code)
-            frame = frame.f_back
+        codes = _codes(frame)
+        if codes and not codes[-1].co_filename.endswith(ENTRY_FILES):
+            codes += _parent_codes()
         if all(code.co_filename.endswith(ENTRY_FILES) for code in codes):
             self.stacks[LOOP] += 1
             return
