@@ -106,6 +106,14 @@ class Settings:
     ws_outbound_hard_limit: int = 1024 * 1024
     # A connection whose token expired this long ago without a re-auth is closed (4401).
     ws_token_grace: float = 60.0
+    # Admission: an upgrade is refused at once with 503 while this many others are still
+    # authenticating, while the event loop runs this many seconds late (0: never), or at
+    # this many open connections (0: no cap). Well above a storm of 1,000 healthy clients.
+    ws_max_handshakes: int = 2000
+    ws_max_loop_lag: float = 1.0
+    ws_max_connections: int = 0
+    # Seconds a refused client is told to wait: a random whole number from this to 3 times it.
+    ws_retry_after: int = 2
     # The assistant: time to the first token and between tokens, retries before the first
     # token, the circuit breaker, the context budget and the queue of prompts per room.
     ai_first_token_timeout: float = 30.0
@@ -425,6 +433,10 @@ def _websockets(read: _Environment) -> _Fields:
             "WS_OUTBOUND_HARD_LIMIT", d.ws_outbound_hard_limit, low=soft_limit
         ),
         "ws_token_grace": read.number("WS_TOKEN_GRACE", d.ws_token_grace),
+        "ws_max_handshakes": read.integer("WS_MAX_HANDSHAKES", d.ws_max_handshakes, low=1),
+        "ws_max_loop_lag": read.number("WS_MAX_LOOP_LAG", d.ws_max_loop_lag),
+        "ws_max_connections": read.integer("WS_MAX_CONNECTIONS", d.ws_max_connections),
+        "ws_retry_after": read.integer("WS_RETRY_AFTER", d.ws_retry_after, low=1),
     }
 
 

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+
+from server.admission import RefusalCause
+
+#: Seconds from upgrade to `ready`, and from `join` to `joined`: a storm's p99 lives in
+#: the upper buckets, a quiet server's in the first.
+_WS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class Metrics:
@@ -42,9 +55,60 @@ class Metrics:
             registry=self.registry,
         )
 
+        self._websockets()
+        # CPU seconds, resident memory, open files of this process (Linux /proc).
+        ProcessCollector(registry=self.registry)
+
         self.bus_probe_lag = Gauge(
             "roomcast_bus_probe_lag_seconds",
             "Time from publishing the self-probe to reading it back",
+            registry=self.registry,
+        )
+
+    def _websockets(self) -> None:
+        """Connections and what they cost: no label per connection, only per cause."""
+        self.ws_open = Gauge(
+            "roomcast_ws_connections",
+            "Websocket connections open and authenticated on this instance",
+            registry=self.registry,
+        )
+        self.ws_handshakes = Gauge(
+            "roomcast_ws_handshakes",
+            "Websocket upgrades accepted and not yet ready (authenticating)",
+            registry=self.registry,
+        )
+        self.loop_lag = Gauge(
+            "roomcast_event_loop_lag_seconds",
+            "How late the event loop ran a timer, as admission control sees it",
+            registry=self.registry,
+        )
+        self.ws_connects = Counter(
+            "roomcast_ws_connects",
+            "Websocket connections that authenticated (sent ready)",
+            registry=self.registry,
+        )
+        refusals = Counter(
+            "roomcast_ws_refusals",
+            "Websocket upgrades refused, or closed before ready, by cause",
+            ["cause"],
+            registry=self.registry,
+        )
+        self.ws_refusals = {cause: refusals.labels(cause) for cause in RefusalCause}
+        self.ws_auth_latency = Histogram(
+            "roomcast_ws_auth_duration_seconds",
+            "Time from the websocket upgrade request to ready",
+            buckets=_WS_BUCKETS,
+            registry=self.registry,
+        )
+        self.ws_join_latency = Histogram(
+            "roomcast_ws_join_duration_seconds",
+            "Time from a join frame to its joined reply",
+            buckets=_WS_BUCKETS,
+            registry=self.registry,
+        )
+        self.ws_resumes = Counter(
+            "roomcast_ws_joins_since",
+            "Joins with since: clients resuming a room after a reconnect",
             registry=self.registry,
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -23,14 +24,18 @@ from aiohttp import WSMessage, WSMsgType, web
 
 from actors.close_reason import CloseReason
 from actors.errors import ActorError, MailboxFull
-from actors.events import error_frame
+from actors.events import EventKind, error_frame
 from actors.hub import Hub
+from actors.outbound import OutboundQueue
 from actors.ports import UserRef, Verified
-from actors.requests import Auth, decode_frame, parse_request, request_id
+from actors.requests import Auth, Join, decode_frame, parse_request, request_id
 from actors.session import SessionActor
 from errors import Forbidden, Invalid, Unauthorized, Unavailable
+from server.admission import Admission, AdmissionLimits, RefusalCause
 from server.auth.guard import bearer_token
-from server.state import HUB, SETTINGS, TOKENS
+from server.http.json import error_response
+from server.metrics import Metrics
+from server.state import HUB, METRICS, SETTINGS, TOKENS
 from server.ws_close import CloseCode
 from server.ws_wire import (
     DIRECT_WRITE_LIMIT,
@@ -120,6 +125,8 @@ class TokenBucket:
 
 #: The app's heartbeat; `setup` starts its sweeps with the app and stops them with it.
 HEARTBEAT_KEY = web.AppKey("ws heartbeat", Heartbeat)
+#: The app's admission control; `setup` starts its lag watch with the app.
+ADMISSION_KEY = web.AppKey("ws admission", Admission)
 
 
 async def cancel_and_wait(task: asyncio.Task[None]) -> None:
@@ -140,12 +147,19 @@ class Connection:
     """One authenticated websocket: read loop, writer task, and the way to close."""
 
     def __init__(
-        self, ws: web.WebSocketResponse, hub: Hub, bucket: TokenBucket, heartbeat: Heartbeat
+        self,
+        ws: web.WebSocketResponse,
+        hub: Hub,
+        bucket: TokenBucket,
+        heartbeat: Heartbeat,
+        metrics: Metrics | None = None,
     ) -> None:
         self.ws = ws
         self.hub = hub
         self.bucket = bucket
         self.heartbeat = heartbeat
+        self.metrics = metrics
+        self._joins: list[tuple[Any, float]] | None = None  # joins waiting: (id, started)
         self.seen = heartbeat.round  # the round of the last frame received
         self.pinged: int | None = None  # the round of a ping not answered yet
         self._writer: asyncio.Task[None] | None = None
@@ -320,7 +334,8 @@ class Connection:
             self.close_soon(CloseCode.PROTOCOL_VIOLATION, "frame must be a JSON object with a type")
             return
         try:
-            session.tell(parse_request(data))
+            request = parse_request(data)
+            session.tell(request)
         except Invalid as exc:
             session.outbound.put(error_frame("invalid", exc.message, request_id(data)), "error")
         except MailboxFull:
@@ -330,21 +345,62 @@ class Connection:
             )
         except ActorError:
             self.close_soon(CloseCode.INTERNAL_ERROR, "session ended")
+        else:
+            if type(request) is Join and self.metrics is not None:
+                self._joining(session.outbound, request, self.metrics)
+
+    def _joining(self, outbound: OutboundQueue, join: Join, metrics: Metrics) -> None:
+        """Count a resuming join, and time the join until its reply.
+
+        The room writes `joined` (a failure, `error`) into the outbound queue. Only while
+        a join waits is the queue's `put` watched, through an instance attribute over the
+        class's method: the delivery path pays nothing for the measurement at any other
+        moment. The session handles requests in order, so replies come in join order.
+        """
+        if join.since is not None:
+            metrics.ws_resumes.inc()
+        if self._joins is None:
+            self._joins = []
+            vars(outbound)["put"] = functools.partial(self._put_watching_joins, outbound)
+        self._joins.append((join.id, time.perf_counter()))
+
+    def _put_watching_joins(
+        self, outbound: OutboundQueue, frame: bytes, kind: str = "", gen: str | None = None
+    ) -> bool:
+        """`outbound.put` while joins wait: settle the first one on its reply."""
+        delivered: bool = type(outbound).put(outbound, frame, kind, gen)
+        joins = self._joins
+        if not joins or kind not in (EventKind.JOINED, EventKind.ERROR):
+            return delivered
+        re, started = joins[0]
+        if kind == EventKind.ERROR and orjson.loads(frame).get("re") != re:
+            return delivered  # an error for another request
+        del joins[0]
+        if kind == EventKind.JOINED and self.metrics is not None:
+            self.metrics.ws_join_latency.observe(time.perf_counter() - started)
+        if not joins:
+            self._joins = None
+            del vars(outbound)["put"]
+        return delivered
 
 
 async def _first_frame_auth(
     app: web.Application, ws: web.WebSocketResponse
 ) -> tuple[Verified, Any] | None:
-    """Wait for the `auth` frame; None (and the socket closed) when it does not come right."""
+    """Wait for the `auth` frame; None (and the socket closed, the refusal counted) when it
+    does not come right."""
+    refusals = app[METRICS].ws_refusals
     try:
         message = await ws.receive(timeout=AUTH_DEADLINE)
     except TimeoutError:
+        refusals[RefusalCause.AUTH_TIMEOUT].inc()
         await ws.close(code=CloseCode.AUTH_TIMEOUT, message=b"no auth within 10 s")
         return None
     if message.type is not WSMsgType.TEXT:
         binary = message.type is WSMsgType.BINARY
         code = CloseCode.UNSUPPORTED_DATA if binary else CloseCode.NOT_AUTHENTICATED
-        if not ws.closed:
+        if not ws.closed:  # else the client has gone: nothing refused
+            refusals[RefusalCause.AUTH].inc()
             await ws.close(code=code, message=b"authenticate first")
         return None
     try:
@@ -353,11 +409,13 @@ async def _first_frame_auth(
             raise Unauthorized("the first frame must be auth")
         verified = await verify_token(app, request.token)
     except (orjson.JSONDecodeError, Invalid, Unauthorized):
+        refusals[RefusalCause.AUTH].inc()
         await ws.close(code=CloseCode.NOT_AUTHENTICATED, message=b"not authenticated")
         return None
     except Unavailable:
         # The token could not be checked (Redis is down): not the client's fault, so not
         # 4401; it hears why, then reconnects with backoff as after any 1011.
+        refusals[RefusalCause.UNAVAILABLE].inc()
         reason = "authentication is unavailable; reconnect shortly"
         await ws.send_str(error_frame("unavailable", reason, request.id).decode())
         await ws.close(code=CloseCode.INTERNAL_ERROR, message=b"authentication unavailable")
@@ -365,28 +423,72 @@ async def _first_frame_auth(
     return verified, request.id
 
 
+def _refused(request: web.Request) -> web.Response | None:
+    """The 503 for an upgrade the instance is too busy to take, or None to go on. Checked
+    before anything else: it reads three numbers and touches no storage."""
+    admission = request.app[ADMISSION_KEY]
+    cause = admission.refusal()
+    if cause is None:
+        return None
+    request.app[METRICS].ws_refusals[cause].inc()
+    error = Unavailable("the server is busy; reconnect after Retry-After, with backoff")
+    return error_response(error, headers={"Retry-After": str(admission.retry_after())})
+
+
+async def _header_auth(request: web.Request) -> Verified | None:
+    """The user of the upgrade's `Authorization` header, if it has one; a bad or
+    uncheckable token refuses the upgrade (401, 503), counted by cause."""
+    if "Authorization" not in request.headers:
+        return None
+    refusals = request.app[METRICS].ws_refusals
+    try:
+        return await verify_token(request.app, bearer_token(request))
+    except Unauthorized:
+        refusals[RefusalCause.AUTH].inc()
+        raise
+    except Unavailable:
+        refusals[RefusalCause.UNAVAILABLE].inc()
+        raise
+
+
 async def websocket(request: web.Request) -> web.StreamResponse:
-    """`GET /ws`: check origin and header token, upgrade, authenticate, then serve."""
+    """`GET /ws`: admit, check origin and header token, upgrade, authenticate, then serve."""
+    started = time.perf_counter()
+    refused = _refused(request)
+    if refused is not None:
+        return refused
     app = request.app
+    metrics = app[METRICS]
     origin = request.headers.get("Origin")
     if origin is not None and not origin_allowed(request, origin):
+        metrics.ws_refusals[RefusalCause.ORIGIN].inc()
         raise Forbidden("origin not allowed")
-    header_auth = None
-    if "Authorization" in request.headers:
-        header_auth = await verify_token(app, bearer_token(request))
-    # No permessage-deflate: compressing each frame once per recipient would undo the
-    # encode-once fan-out, and chat frames are small. No aiohttp heartbeat or autoping:
-    # `Heartbeat` pings for every connection and the read loop answers pings.
-    # aiohttp refuses a message of `max_msg_size` bytes already (1009), hence the + 1.
-    ws = web.WebSocketResponse(max_msg_size=MAX_FRAME + 1, autoping=False, compress=False)
-    await ws.prepare(request)
-    authed = (header_auth, None) if header_auth else await _first_frame_auth(app, ws)
-    if authed is None:
-        return ws
+    with app[ADMISSION_KEY].handshake():
+        header_auth = await _header_auth(request)
+        # No permessage-deflate: compressing each frame once per recipient would undo the
+        # encode-once fan-out, and chat frames are small. No aiohttp heartbeat or autoping:
+        # `Heartbeat` pings for every connection and the read loop answers pings.
+        # aiohttp refuses a message of `max_msg_size` bytes already (1009), hence the + 1.
+        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME + 1, autoping=False, compress=False)
+        await ws.prepare(request)
+        authed = (header_auth, None) if header_auth else await _first_frame_auth(app, ws)
+        if authed is None:
+            return ws
+        connection, session = _open(app, ws, authed)
+        metrics.ws_auth_latency.observe(time.perf_counter() - started)
+        metrics.ws_connects.inc()
+    await connection.serve(session)
+    return ws
+
+
+def _open(
+    app: web.Application, ws: web.WebSocketResponse, authed: tuple[Verified, Any]
+) -> tuple[Connection, SessionActor]:
+    """The connection and session of an authenticated socket, `ready` on its way."""
     verified, re = authed
     settings, hub, heartbeat = app[SETTINGS], app[HUB], app[HEARTBEAT_KEY]
     bucket = TokenBucket(settings.ws_frames_per_second, settings.ws_burst)
-    connection = Connection(ws, hub, bucket, heartbeat)
+    connection = Connection(ws, hub, bucket, heartbeat, app[METRICS])
     outbound = SocketOutbound(
         ws_transport(ws),
         soft_limit=settings.ws_outbound_soft_limit,
@@ -394,8 +496,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     )
     session = hub.open_session(verified, connection.close_for, outbound)
     session.ready(re)
-    await connection.serve(session)
-    return ws
+    return connection, session
 
 
 async def _heartbeat(app: web.Application) -> AsyncIterator[None]:
@@ -405,6 +506,25 @@ async def _heartbeat(app: web.Application) -> AsyncIterator[None]:
     await cancel_and_wait(sweeps)
 
 
+async def _admission(app: web.Application) -> AsyncIterator[None]:
+    """Admission control for the app's life, its numbers read by /metrics when scraped."""
+    settings, metrics, heartbeat = app[SETTINGS], app[METRICS], app[HEARTBEAT_KEY]
+    limits = AdmissionLimits(
+        max_handshakes=settings.ws_max_handshakes,
+        max_loop_lag=settings.ws_max_loop_lag,
+        max_connections=settings.ws_max_connections,
+        retry_after=settings.ws_retry_after,
+    )
+    admission = app[ADMISSION_KEY] = Admission(limits, lambda: len(heartbeat.connections))
+    metrics.ws_open.set_function(lambda: len(heartbeat.connections))
+    metrics.ws_handshakes.set_function(lambda: admission.handshakes)
+    metrics.loop_lag.set_function(admission.current_lag)
+    watch = asyncio.create_task(admission.watch_lag(), name="ws admission lag")
+    yield
+    await cancel_and_wait(watch)
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/ws", websocket)
     app.cleanup_ctx.append(_heartbeat)
+    app.cleanup_ctx.append(_admission)
