@@ -1,9 +1,10 @@
 """The assistant's side of a room: who gets an answer, the context it sees, one generation.
 
-A `Run` streams one answer (a generation): it publishes `ai.start`, an `ai.delta` per chunk, then
-stores the whole text as an assistant message and publishes it with `ai.end` — or
-publishes `ai.error`. Whatever happens, an `ai.start` is always followed by one of the
-two. Cancelling stops the upstream stream at once; the partial text is stored.
+A `Run` is one generation: in a task of its own, it publishes `ai.start`, streams the
+answer as an `ai.delta` per chunk, then stores the whole text as an assistant message and
+publishes it with `ai.end` — or publishes `ai.error`. Whatever happens, an `ai.start` is
+always followed by one of the two. Cancelling stops the upstream stream at once; the
+partial text is stored.
 """
 
 from __future__ import annotations

@@ -52,6 +52,7 @@ from errors import Invalid, NotFound, RoomcastError, Unavailable
 from storage.bus import Bus, BusEvent, Subscription
 from storage.messages import Appended, StoredMessage
 from storage.presence import Presence
+from storage.redis import REDIS_DOWN
 from storage.rooms import RoomRecord
 
 logger = logging.getLogger(__name__)
@@ -247,7 +248,7 @@ class RoomActor(Actor[RoomMessage]):
     async def _went_offline(self, user: UserRef) -> None:
         try:
             await self._presence.remove(self.room_id, user.id)
-        except Exception as exc:  # noqa: BLE001 - presence is best effort; entries expire
+        except REDIS_DOWN as exc:  # presence is best effort; entries expire
             logger.warning("room %s: presence remove failed: %r", self.room_id, exc)
         await self._announce(user, "offline")
 
@@ -257,7 +258,7 @@ class RoomActor(Actor[RoomMessage]):
         try:
             await self._presence.refresh(self.room_id, local.items())
             shared = await self._presence.members(self.room_id)
-        except Exception as exc:  # noqa: BLE001 - fall back to what this instance knows
+        except REDIS_DOWN as exc:  # fall back to what this instance knows
             logger.warning("room %s: presence unavailable: %r", self.room_id, exc)
             shared = {}
         everyone = {**shared, **local}
@@ -475,7 +476,7 @@ class RoomActor(Actor[RoomMessage]):
         try:
             packed = [event.pack() for event in self._unpublished]
             await self._bus.publish_many(topic(self.room_id), packed)
-        except Exception as exc:  # noqa: BLE001 - whatever the bus says, they are kept
+        except Exception as exc:  # noqa: BLE001 - committed: kept whatever fails
             logger.warning(
                 "room %s: bus refused %d committed events; they wait: %r",
                 self.room_id,
@@ -497,7 +498,7 @@ class RoomActor(Actor[RoomMessage]):
         local = {m.user.id: m.user.name for m in self.members.values()}
         try:
             await self._presence.refresh(self.room_id, local.items())
-        except Exception as exc:  # noqa: BLE001 - presence is best effort; entries expire
+        except REDIS_DOWN as exc:  # presence is best effort; entries expire
             logger.warning("room %s: presence refresh failed: %r", self.room_id, exc)
         await self._act(self.assistant.tick())
 
@@ -517,7 +518,7 @@ class RoomActor(Actor[RoomMessage]):
             return
         try:
             missed = await self._store.events_between(self.room_id, delivered, target)
-        except Exception as exc:  # noqa: BLE001 - the next tick tries again
+        except Exception as exc:  # noqa: BLE001 - reads fail untyped (driver errors); retried
             logger.warning("room %s: catching up to %d failed: %r", self.room_id, target, exc)
             return
         logger.info("room %s: caught up %d..%d from storage", self.room_id, delivered + 1, target)
@@ -528,7 +529,7 @@ class RoomActor(Actor[RoomMessage]):
         """Pick up a changed mode or system prompt (every tick, and on `room_changed`)."""
         try:
             room = await self._store.room(self.room_id)
-        except Exception as exc:  # noqa: BLE001 - keep the settings we have
+        except Exception as exc:  # noqa: BLE001 - reads fail untyped (driver errors)
             logger.warning("room %s: settings reload failed: %r", self.room_id, exc)
             return
         if room is not None:

@@ -2,11 +2,11 @@
 
 A RoomActor owns one `RoomAssistant` and calls it from its own task only; the assistant
 answers with what the room should do (`Actions`) and never calls back into the room. It
-queues prompts (one generation at a time per room), hands the room each `actors.assistant.Run`
-to start, lets the prompter or an admin cancel it, and follows whichever generation is live in
-the room, from this instance or another: its text so far (for members who join
-mid-answer) and its heartbeats (a generation that goes silent died with its instance
-and is ended for everyone as `interrupted`).
+queues prompts (one generation at a time per room), hands the room each
+`actors.assistant.Run` to start, lets the prompter or an admin cancel it, and follows
+whichever generation is live in the room, from this instance or another: its text so far
+(for members who join mid-answer) and its heartbeats (a generation that goes silent died
+with its instance and is ended for everyone as `interrupted`).
 """
 
 from __future__ import annotations
