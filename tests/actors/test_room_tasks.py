@@ -275,6 +275,20 @@ async def test_acks_come_from_the_room_after_the_commit_even_past_a_full_mailbox
     assert appended.message.body == "hello"
 
 
+async def test_a_commit_that_ends_while_the_room_stops_is_still_acked(make_lobby):
+    lobby = await make_lobby()
+    post, reply = lobby.post("hello")
+    lobby.store.gate = gate = asyncio.Event()
+    lobby.room.tell(post)
+    await lobby.store.waiting.wait()  # being committed
+    stopping = asyncio.ensure_future(lobby.room.stop())
+    await eventually(lambda: not lobby.room.is_alive)  # it takes no more messages
+    gate.set()
+    await stopping
+    appended = await asyncio.wait_for(reply, 5)  # stored, so acked, by the committer itself
+    assert appended.message.seq == 1
+
+
 async def test_a_refused_store_is_still_refused_with_its_error(make_lobby):
     lobby = await make_lobby()
     post, reply = lobby.post("hello")
