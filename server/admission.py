@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+logger = logging.getLogger(__name__)
+
 LAG_INTERVAL = 0.1  # seconds between two lag measurements
+LOG_EVERY = 10.0  # seconds between two warnings that upgrades are being refused
 
 
 class RefusalCause(enum.StrEnum):
@@ -78,6 +82,7 @@ class Admission:
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
         self._due: float | None = None  # when the running lag timer should fire
+        self._warned_at: float | None = None
 
     def refusal(self) -> RefusalCause | None:
         """Why a new upgrade must be refused now, or None to admit it."""
@@ -91,6 +96,22 @@ class Admission:
         ):
             return RefusalCause.FULL
         return None
+
+    def refused(self, cause: RefusalCause) -> None:
+        """Note a refusal: a warning with the numbers behind it, at most every `LOG_EVERY`
+        seconds (a storm is refused thousands of times a second)."""
+        now = self._clock()
+        if self._warned_at is not None and now - self._warned_at < LOG_EVERY:
+            return
+        self._warned_at = now
+        logger.warning(
+            "admission: refusing websocket upgrades (%s): %d handshakes in progress, "
+            "event loop %.3f s late, %d connections open",
+            cause,
+            self.handshakes,
+            self.current_lag(),
+            self._open_connections(),
+        )
 
     def retry_after(self) -> int:
         """Whole seconds to wait, drawn from `retry_after` to 3 times it, so that clients

@@ -44,6 +44,7 @@ from server.ws_wire import (
     SocketOutbound,
     text_frame,
 )
+from storage.db import unavailable_when_down
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +73,16 @@ def ws_transport(ws: web.WebSocketResponse) -> asyncio.Transport | None:
 
 
 async def verify_token(app: web.Application, token: str) -> Verified:
-    """The user behind an access token, when it expires, its sign-in. Raises Unauthorized."""
-    user, claims = await app[TOKENS].authenticate(token)
+    """The user behind an access token, when it expires, its sign-in.
+
+    Raises:
+        Unauthorized: the token is bad, expired or revoked.
+        Unavailable: it cannot be checked now (Redis or the database unreachable, or
+            their pools exhausted): after the upgrade, the error middleware could no
+            longer answer for it.
+    """
+    with unavailable_when_down():
+        user, claims = await app[TOKENS].authenticate(token)
     return Verified(UserRef(user.id, user.name), float(claims.expires_at), claims.session_id)
 
 
@@ -413,8 +422,9 @@ async def _first_frame_auth(
         await ws.close(code=CloseCode.NOT_AUTHENTICATED, message=b"not authenticated")
         return None
     except Unavailable:
-        # The token could not be checked (Redis is down): not the client's fault, so not
-        # 4401; it hears why, then reconnects with backoff as after any 1011.
+        # The token could not be checked (Redis or the database down or swamped): not
+        # the client's fault, so not 4401; it hears why, then reconnects with backoff as
+        # after any 1011.
         refusals[RefusalCause.UNAVAILABLE].inc()
         reason = "authentication is unavailable; reconnect shortly"
         await ws.send_str(error_frame("unavailable", reason, request.id).decode())
@@ -431,6 +441,7 @@ def _refused(request: web.Request) -> web.Response | None:
     if cause is None:
         return None
     request.app[METRICS].ws_refusals[cause].inc()
+    admission.refused(cause)
     error = Unavailable("the server is busy; reconnect after Retry-After, with backoff")
     return error_response(error, headers={"Retry-After": str(admission.retry_after())})
 

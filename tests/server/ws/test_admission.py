@@ -102,6 +102,20 @@ async def test_the_measured_lag_stays_until_the_next_measurement() -> None:
     assert Admission(AdmissionLimits(max_loop_lag=0), lambda: 0).refusal() is None
 
 
+def test_refusals_are_logged_at_most_every_ten_seconds(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    admission = Admission(AdmissionLimits(max_handshakes=1), lambda: 7, clock=clock)
+    with caplog.at_level("WARNING", logger="server.admission"), admission.handshake():
+        for _ in range(100):
+            admission.refused(RefusalCause.SATURATED)
+        clock.now += 10
+        admission.refused(RefusalCause.SATURATED)
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 2
+    assert "(saturated): 1 handshakes in progress" in lines[0]
+    assert "7 connections open" in lines[0]
+
+
 def test_retry_after_is_jittered_between_the_base_and_three_times_it() -> None:
     admission = Admission(AdmissionLimits(retry_after=2), lambda: 0, rng=random.Random(7))
     waits = {admission.retry_after() for _ in range(200)}
