@@ -2,8 +2,9 @@
 
 The names are collected from the code, never listed here:
 
-- event `type`s: string literals under a `"type"` key in the modules that build frames,
-  and the string arguments of functions that put one of their parameters there;
+- event `type`s: string literals (or `StrEnum` members, `EventKind.AI_DELTA`) under a
+  `"type"` key in the modules that build frames, and the string arguments of functions
+  that put one of their parameters there;
 - error `code`s: the `code` of every exception class of ours (the `RoomcastError` family,
   the model's `LLMError` family, whatever else carries one), found by walking the
   subclasses once every module is imported, plus the literal codes the frame modules
@@ -79,9 +80,27 @@ def parse(paths: Iterable[Path]) -> list[ast.Module]:
 
 
 def _string(node: ast.AST | None) -> str | None:
+    """A string literal's value, or the value of a `StrEnum` member of ours."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return str_enum_members().get((node.value.id, node.attr))
     return None
+
+
+@functools.cache
+def str_enum_members() -> dict[tuple[str, str], str]:
+    """(class, member) → value of every `StrEnum` in the packages."""
+    members: dict[tuple[str, str], str] = {}
+    for tree in parse(package_sources()):
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and "StrEnum" in map(_last_name, node.bases):
+                for item in node.body:
+                    if isinstance(item, ast.Assign) and len(item.targets) == 1:
+                        target, value = item.targets[0], item.value
+                        if isinstance(target, ast.Name) and isinstance(value, ast.Constant):
+                            members[node.name, target.id] = str(value.value)
+    return members
 
 
 def _callee(call: ast.Call) -> str | None:
