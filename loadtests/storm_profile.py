@@ -4,9 +4,10 @@
 
 Used when py-spy is not installed. Runs `run.py serve` in this process unchanged.
 SIGUSR1 starts a CPU-time interval timer (ITIMER_PROF): every millisecond of CPU the
-process uses, SIGPROF's handler (which Python runs on the main thread, the event loop's,
-at the next bytecode) records the Python stack; SIGUSR2 stops it and writes the stacks
-in py-spy's collapsed format to OUT.txt, which loadtests/pyspy.py's `top_frames` reads.
+process uses (in practice every kernel tick, 4 ms at HZ=250), SIGPROF's handler (which
+Python runs on the main thread, the event loop's, at the next bytecode) records the
+Python stack; SIGUSR2 stops it and writes the stacks in py-spy's collapsed format to
+OUT.txt, which loadtests/pyspy.py's `top_frames` reads.
 Sampling by CPU time means waiting is never sampled, so the percentages are of the
 server's CPU. CPU spent in C with no Python frame above the loop (libuv, the kernel's
 side of its reads and writes) shows as the loop's entry frames (LOOP).
