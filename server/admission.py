@@ -51,6 +51,8 @@ class AdmissionLimits:
     """What saturated means (0 turns the lag and connection limits off), and the base of
     the `Retry-After` a refused client is told."""
 
+    # Above the 1,000 handshakes of a storm of healthy clients all reconnecting at once,
+    # which one busy core lets in without refusals and without a second of loop lag.
     max_handshakes: int = 2000
     max_loop_lag: float = 1.0
     max_connections: int = 0

@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from actors.assistant import AssistantConfig
+from server.admission import AdmissionLimits
 
 Env = Literal["development", "production", "test"]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -27,6 +28,8 @@ class ConfigError(Exception):
 
 #: The assistant's budget and queue defaults, written once on its own config.
 _ASSISTANT = AssistantConfig()
+#: Admission control's thresholds, likewise.
+_ADMISSION = AdmissionLimits()
 
 
 def _sqlite_url(var_dir: Path) -> str:
@@ -109,11 +112,11 @@ class Settings:
     # Admission: an upgrade is refused at once with 503 while this many others are still
     # authenticating, while the event loop runs this many seconds late (0: never), or at
     # this many open connections (0: no cap). Well above a storm of 1,000 healthy clients.
-    ws_max_handshakes: int = 2000
-    ws_max_loop_lag: float = 1.0
-    ws_max_connections: int = 0
+    ws_max_handshakes: int = _ADMISSION.max_handshakes
+    ws_max_loop_lag: float = _ADMISSION.max_loop_lag
+    ws_max_connections: int = _ADMISSION.max_connections
     # Seconds a refused client is told to wait: a random whole number from this to 3 times it.
-    ws_retry_after: int = 2
+    ws_retry_after: int = _ADMISSION.retry_after
     # The assistant: time to the first token and between tokens, retries before the first
     # token, the circuit breaker, the context budget and the queue of prompts per room.
     ai_first_token_timeout: float = 30.0

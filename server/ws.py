@@ -443,7 +443,9 @@ def _refused(request: web.Request) -> web.Response | None:
     request.app[METRICS].ws_refusals[cause].inc()
     admission.refused(cause)
     error = Unavailable("the server is busy; reconnect after Retry-After, with backoff")
-    return error_response(error, headers={"Retry-After": str(admission.retry_after())})
+    response = error_response(error, headers={"Retry-After": str(admission.retry_after())})
+    response.force_close()  # a refused client comes back later: free its socket now
+    return response
 
 
 async def _header_auth(request: web.Request) -> Verified | None:

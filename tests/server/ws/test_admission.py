@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from server.admission import Admission, AdmissionLimits, RefusalCause
+from server.config import ConfigError, load_settings
 from server.ws import ADMISSION_KEY
 from tests.accounts import signup
 from tests.server.test_metrics_ws import metric
@@ -50,6 +51,27 @@ async def ack_and_message(ws: aiohttp.ClientWebSocketResponse) -> str:
             seen[frame["type"]] = frame
     assert seen["ack"]["seq"] == seen["message"]["seq"]
     return str(seen["message"]["body"])
+
+
+def test_admission_settings_are_read_and_checked(tmp_path) -> None:
+    defaults = load_settings({"VAR_DIR": str(tmp_path)})
+    assert (defaults.ws_max_handshakes, defaults.ws_max_connections) == (2000, 0)
+    given = load_settings(
+        {
+            "VAR_DIR": str(tmp_path),
+            "WS_MAX_HANDSHAKES": "50",
+            "WS_MAX_LOOP_LAG": "0.25",
+            "WS_MAX_CONNECTIONS": "10000",
+            "WS_RETRY_AFTER": "5",
+        }
+    )
+    assert given.ws_max_handshakes == 50
+    assert given.ws_max_loop_lag == 0.25
+    assert given.ws_max_connections == 10000
+    assert given.ws_retry_after == 5
+    for name in ("WS_MAX_HANDSHAKES", "WS_RETRY_AFTER"):
+        with pytest.raises(ConfigError, match=f"{name} must be at least 1, got 0"):
+            load_settings({"VAR_DIR": str(tmp_path), name: "0"})
 
 
 def test_too_many_handshakes_in_progress_is_saturation() -> None:
