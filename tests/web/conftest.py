@@ -45,6 +45,10 @@ _API_ANSWER = re.compile(r"^Failed to load resource: the server responded with a
 _SECOND_CLOSE = re.compile(r"^WebSocket connection to '\S+/ws' failed: Close received after close$")
 _names = itertools.count(1)
 
+# A sign-in is several requests and a websocket handshake; on a loaded test machine that
+# can take longer than Playwright's default 5 s wait without anything being wrong.
+expect.set_options(timeout=15_000)
+
 
 @dataclass
 class AppServer:

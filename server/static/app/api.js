@@ -14,9 +14,11 @@ export class ApiError extends Error {
 // Filled in by main.js after login: the user, a RefreshingToken and the one Client.
 export const session = { me: null, tokens: null, client: null };
 
-export async function api(method, path, body) {
+// `options.token`: an access token to send instead of the session's (logging out).
+export async function api(method, path, body, options = {}) {
   const headers = { Accept: "application/json" };
-  if (session.tokens) headers.Authorization = `Bearer ${await session.tokens.token()}`;
+  const token = options.token || (session.tokens && (await session.tokens.token()));
+  if (token) headers.Authorization = `Bearer ${token}`;
   const init = { method, headers };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";

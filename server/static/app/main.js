@@ -21,7 +21,6 @@ let currentTeamId = null;
 let unmountView = null;  // cleanup of the screen on show
 let chatView = null;     // { view, teamId } while a chat route is mounted
 let routeSeq = 0;        // which route() call is current; a slower older one gives way
-let signingOut = false;
 
 const ROUTES = [
   [/^#\/login$/, false, (c) => loginView(c, shell)],
@@ -104,18 +103,18 @@ async function clientClosed(client, code) {
   }
 }
 
+// Logged out here at once (so no screen acts on the old sign-in meanwhile), then the
+// server revokes it, with the access token it had.
 async function signOut({ everywhere = false } = {}) {
-  signingOut = true; // from now on the router treats the user as logged out
-  // Our own socket closes first, so the server's revocation finds nothing of ours open.
-  const client = session.client;
-  session.client = null;
-  if (client) await client.close().catch(() => {});
+  const { tokens } = session;
+  await endSession(null);
+  if (!tokens) return;
   try {
-    if (everywhere) await api("POST", "/auth/logout-all", {});
-    else await api("POST", "/auth/logout", { refresh_token: session.tokens.tokens.refresh_token });
-  } finally {
-    await endSession(null);
-    signingOut = false;
+    const token = await tokens.token();
+    if (everywhere) await api("POST", "/auth/logout-all", {}, { token });
+    else await api("POST", "/auth/logout", { refresh_token: tokens.tokens.refresh_token }, { token });
+  } catch (error) {
+    if (error.status !== 401) showBanner(`Logged out here, but the server could not be told: ${error.message}`);
   }
 }
 
@@ -199,7 +198,7 @@ async function chatRoute(container, teamId, roomId) {
 
 async function route() {
   const hash = location.hash || "#/";
-  const signedIn = session.me !== null && !signingOut;
+  const signedIn = session.me !== null;
   const match = ROUTES.map(([pattern, needsLogin, render]) => [hash.match(pattern), needsLogin, render])
     .find(([found]) => found);
   if (!match) {
