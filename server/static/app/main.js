@@ -182,12 +182,13 @@ function unmount() {
 }
 
 async function chatRoute(container, teamId, roomId) {
+  const seq = routeSeq;
+  if (!shell.team(teamId)) await reloadTeams(); // joined since we last looked?
   const team = shell.team(teamId);
   if (!team) {
     container.append(h("p", { role: "alert", class: "error" }, "No such team, or you are not a member of it."));
     return;
   }
-  const seq = routeSeq;
   const { mountChat } = await import("./chat.js");
   if (seq !== routeSeq) return; // the user went elsewhere while chat.js loaded
   const view = mountChat(container, {

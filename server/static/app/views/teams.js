@@ -6,7 +6,8 @@ import { alertBox, field, h, onSubmit, replace, showError } from "./dom.js";
 const ROLES = ["member", "admin", "owner"];
 const RANK = { member: 0, admin: 1, owner: 2 };
 
-export function teamsView(container, ctx) {
+export async function teamsView(container, ctx) {
+  await ctx.reloadTeams(); // someone may have added us to a team since
   const list = h("ul", { class: "list", "aria-label": "Your teams" });
   const [nameField, name] = field("Team name", { name: "team-name", required: true, maxlength: 100 });
   const errors = alertBox();
