@@ -59,6 +59,21 @@ async def test_log_out_everywhere_ends_the_sign_in_of_another_browser(
     await expect(there.get_by_role("status").filter(has_text="sign-in has ended")).to_be_visible()
     assert await there.evaluate("localStorage.getItem('roomcast.tokens')") is None
 
+    # A kept sign-in whose refresh token is refused is forgotten on the next visit.
+    await here.evaluate(STALE_SIGN_IN)
+    await here.reload()
+    await expect(here.get_by_role("status").filter(has_text="sign-in has ended")).to_be_visible()
+    assert await here.evaluate("localStorage.getItem('roomcast.tokens')") is None
+
+
+# An access token that expired long ago (only its `exp` is read) and a spent refresh token.
+STALE_SIGN_IN = """
+const claims = btoa(JSON.stringify({ exp: 1 })).replace(/=+$/, "");
+localStorage.setItem("roomcast.tokens", JSON.stringify({
+  access_token: `e30.${claims}.x`, refresh_token: "spent", token_type: "bearer", expires_in: 900,
+}));
+"""
+
 
 async def test_a_password_change_and_a_rename_take_effect_at_the_next_login(
     new_page: NewPage, signed_up: SignedUp

@@ -14,10 +14,28 @@ export class ApiError extends Error {
 // Filled in by main.js after login: the user, a RefreshingToken and the one Client.
 export const session = { me: null, tokens: null, client: null };
 
+let expired = () => {};
+
+// main.js: what to do when the sign-in can no longer be refreshed (log out).
+export function onExpired(handler) {
+  expired = handler;
+}
+
+async function sessionToken() {
+  if (!session.tokens) return null;
+  try {
+    return await session.tokens.token();
+  } catch (error) {
+    if (error.name !== "AuthenticationError") throw error;
+    expired();
+    throw new ApiError(401, "unauthorized", "Your sign-in has ended. Please log in again.");
+  }
+}
+
 // `options.token`: an access token to send instead of the session's (logging out).
 export async function api(method, path, body, options = {}) {
   const headers = { Accept: "application/json" };
-  const token = options.token || (session.tokens && (await session.tokens.token()));
+  const token = options.token || (await sessionToken());
   if (token) headers.Authorization = `Bearer ${token}`;
   const init = { method, headers };
   if (body !== undefined) {

@@ -1,7 +1,7 @@
 // The web app's shell: sign-in state, the one realtime Client, navigation and the
 // hash router. Screens live in views/*.js; rooms and chat in chat.js.
 
-import { api, ApiError, session } from "./api.js";
+import { api, ApiError, onExpired, session } from "./api.js";
 import { Client, RefreshingToken } from "./roomcast.js";
 import { h, replace } from "./views/dom.js";
 import { loginView, signupView } from "./views/login.js";
@@ -12,6 +12,7 @@ import { adminView } from "./views/admin.js";
 
 const STORAGE_KEY = "roomcast.tokens";
 const PENDING_KEY = "roomcast.after-login";
+const NOTICE_KEY = "roomcast.notice"; // why the user was logged out, shown on the login page
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
 const banner = document.getElementById("banner");
@@ -61,6 +62,7 @@ async function startSession(tokens) {
   session.me = await api("GET", "/me");
   await reloadTeams();
   await startClient();
+  sessionStorage.removeItem(NOTICE_KEY);
   renderNav();
 }
 
@@ -127,7 +129,7 @@ async function endSession(message) {
   renderNav();
   showBanner(null);
   if (client) await client.close().catch(() => {});
-  if (message) sessionStorage.setItem("roomcast.notice", message);
+  if (message) sessionStorage.setItem(NOTICE_KEY, message);
   if (location.hash === "#/login") route();
   else location.hash = "#/login";
 }
@@ -229,11 +231,8 @@ async function route() {
   const seq = ++routeSeq;
   const container = h("div", { class: "view" });
   replace(main, container);
-  const notice = sessionStorage.getItem("roomcast.notice");
-  if (notice && !signedIn) {
-    sessionStorage.removeItem("roomcast.notice");
-    container.append(h("p", { class: "notice", role: "status" }, notice));
-  }
+  const notice = sessionStorage.getItem(NOTICE_KEY); // kept until the next sign-in
+  if (notice && !signedIn) container.append(h("p", { class: "notice", role: "status" }, notice));
   renderNav();
   try {
     const cleanup = await render(container, ...found.slice(1));
@@ -260,6 +259,7 @@ function arrivedFromStripe() {
 
 async function start() {
   arrivedFromStripe();
+  onExpired(() => endSession("Your sign-in has ended. Please log in again."));
   const stored = localStorage.getItem(STORAGE_KEY);
   if (stored) {
     try {
@@ -269,7 +269,7 @@ async function start() {
       Object.assign(session, { me: null, tokens: null, client: null });
       // Only a refused sign-in is forgotten; an unreachable server is tried again on reload.
       if (error.status === 401 || error.name === "AuthenticationError") localStorage.removeItem(STORAGE_KEY);
-      else sessionStorage.setItem("roomcast.notice", "The server cannot be reached right now. Reload the page to try again.");
+      else sessionStorage.setItem(NOTICE_KEY, "The server cannot be reached right now. Reload the page to try again.");
     }
   }
   window.addEventListener("hashchange", route);
