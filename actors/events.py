@@ -91,8 +91,10 @@ def frame(payload: dict[str, Any]) -> bytes:
     return orjson.dumps(payload)
 
 
-def error_frame(code: str, message: str, re: Any = None) -> bytes:
+def error_frame(code: str, message: str, re: Any = None, **about: Any) -> bytes:
+    """An `error` frame; `about` adds what it concerns (a refused answer's `room` and `seq`)."""
     payload: dict[str, Any] = {"type": EventKind.ERROR, "code": code, "message": message}
     if re is not None:
         payload["re"] = re
+    payload.update(about)
     return orjson.dumps(payload)

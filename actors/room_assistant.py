@@ -108,7 +108,12 @@ class RoomAssistant:
             if author.kind == "user" and wants_answer(settings.assistant, post.ai):
                 refusal = await self._queue_prompt(author.id or "", appended.message.seq)
                 if refusal is not None and post.session_id is not None:
-                    actions.refusals.append((post.session_id, error_frame(*refusal, post.re)))
+                    # The message is stored: the error names it, so it is not taken for
+                    # a refusal of the send (whose ack comes too).
+                    refused = error_frame(
+                        *refusal, post.re, room=self.room_id, seq=appended.message.seq
+                    )
+                    actions.refusals.append((post.session_id, refused))
         actions.start = self._next()
         return actions
 

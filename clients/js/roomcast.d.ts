@@ -97,6 +97,9 @@ export interface ServerErrorEvent {
   code: string;
   message: string;
   re?: string | number;
+  /** with `seq`: your message `seq` in `room` is stored, only the assistant's answer is refused */
+  room?: string;
+  seq?: number;
 }
 
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";

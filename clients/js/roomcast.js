@@ -843,14 +843,12 @@ export class Client {
     const { re } = frame;
     const code = String(frame.code || "internal");
     const message = String(frame.message || "");
-    if (typeof re === "string" && re.startsWith("s:")) {
+    if (typeof frame.seq === "number") {
+      // Only the assistant's answer is refused: the message `seq` is stored, its ack comes too.
+      if (this._rooms.has(frame.room)) this._emit("error", frame);
+    } else if (typeof re === "string" && re.startsWith("s:")) {
       const pending = this._outbox.get(re.slice(2));
       if (!pending) return;
-      // These refuse only the assistant's answer: the message is stored, its ack follows.
-      if (code === "quota_exceeded" || (code === "rate_limited" && /assistant/.test(message))) {
-        this._emit("error", frame);
-        return;
-      }
       if ((code === "unavailable" || code === "rate_limited") && pending.retries < SEND_RETRIES) {
         this._resendLater(pending);
         return;

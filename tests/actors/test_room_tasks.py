@@ -326,6 +326,7 @@ async def test_the_assistants_refusal_reaches_the_senders_session_only(
     await eventually(lambda: sender.of_type("error"))
     [error] = sender.of_type("error")
     assert error["code"] == code and error["re"] == "r1"
+    assert (error["room"], error["seq"]) == (lobby.room.room_id, appended.message.seq)
     await eventually(lambda: other.seqs() == [appended.message.seq])
     assert other.of_type("error") == []
     assert not lobby.room.assistant.busy

@@ -39,12 +39,17 @@ class FakeServer:
         self.connections: asyncio.Queue[FakeConnection] = asyncio.Queue()
         self.count = 0
         self.url = ""
+        self.refusals: list[web.Response] = []  # the next upgrades get these instead
+        self.refused_at: list[float] = []  # loop times of the refusals
 
     async def next_connection(self, timeout: float = 5.0) -> FakeConnection:
         async with asyncio.timeout(timeout):
             return await self.connections.get()
 
-    async def handler(self, request: web.Request) -> web.WebSocketResponse:
+    async def handler(self, request: web.Request) -> web.StreamResponse:
+        if self.refusals:
+            self.refused_at.append(asyncio.get_running_loop().time())
+            return self.refusals.pop(0)
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")

@@ -8,8 +8,10 @@ import json
 import random
 
 import pytest
+from aiohttp import web
 from roomcast_client import (
     AiDelta,
+    AnswerRefused,
     AuthenticationError,
     Backoff,
     Client,
@@ -195,11 +197,16 @@ async def test_send_errors_are_typed_but_quota_exceeded_waits_for_the_ack():
         quota = asyncio.create_task(client.send("R", "answer me", ai=True))
         frame = await conn.receive("send")
         assert frame["ai"] is True
+        await conn.send({"type": "ack", "re": frame["id"], "room": "R", "seq": 1})
         await conn.send(
             {"type": "error", "code": "quota_exceeded", "message": "", "re": frame["id"]}
+            | {"room": "R", "seq": 1}  # after the ack, as the server usually sends it
         )
-        await conn.send({"type": "ack", "re": frame["id"], "room": "R", "seq": 1})
         assert await quota == 1
+        events = client.events()
+        assert await asyncio.wait_for(anext(events), 5) == AnswerRefused(
+            "R", 1, "quota_exceeded", ""
+        )
         refused = asyncio.create_task(client.send("R", "x"))
         frame = await conn.receive("send")
         await conn.send(
@@ -236,4 +243,17 @@ async def test_left_with_a_reason_forgets_the_room_across_reconnects():
         await again.send({"type": "pong", "re": 999})
         with pytest.raises(asyncio.TimeoutError):
             await again.receive("join", timeout=0.3)
+        await client.close()
+
+
+async def test_a_busy_servers_503_is_retried_no_sooner_than_its_retry_after():
+    async with fake_server() as server:
+        server.refusals.append(web.Response(status=503, headers={"Retry-After": "1"}))
+        client = Client(server.url, "token", backoff=FAST)  # FAST alone would wait < 0.2 s
+        connecting = asyncio.create_task(client.connect())
+        await server.next_connection()
+        await connecting
+        waited = asyncio.get_running_loop().time() - server.refused_at[0]
+        assert waited >= 1.0
+        assert client.state is State.CONNECTED
         await client.close()

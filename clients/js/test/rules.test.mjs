@@ -338,10 +338,13 @@ test("an error that refuses only the assistant's answer does not fail the send",
   const errors = [];
   client.on("error", (event) => errors.push(event.code));
   const sending = client.send("R", "@ai hi", { ai: true, clientId: "c" });
-  socket.deliver({ type: "error", code: "quota_exceeded", message: "allowance used", re: "s:c" });
+  const refused = { type: "error", code: "quota_exceeded", message: "allowance used", re: "s:c" };
+  socket.deliver({ ...refused, room: "R", seq: 1 });
   socket.deliver({ type: "ack", room: "R", seq: 1, client_id: "c", re: "s:c" });
   assert.equal(await sending, 1);
-  assert.deepEqual(errors, ["quota_exceeded"]);
+  // The same refusal after the ack (the usual order) still reaches the listeners.
+  socket.deliver({ ...refused, code: "rate_limited", room: "R", seq: 1 });
+  assert.deepEqual(errors, ["quota_exceeded", "rate_limited"]);
   await client.close();
 });
 

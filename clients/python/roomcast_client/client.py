@@ -16,7 +16,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +75,6 @@ class _Outgoing:
     client_id: str
     future: asyncio.Future[int]
     sent_on: int = -1
-    notices: list[str] = field(default_factory=list)
 
     def frame(self) -> dict[str, Any]:
         return {
@@ -162,6 +161,7 @@ class Client:
         self._error: RoomcastError | None = None
         self._ended = False  # the end of `events()` is queued
         self._last_close: int | None = None  # how the latest connection ended
+        self._retry_after = 0.0  # the least wait a refused upgrade asked for, in seconds
         self._last_up = 0.0  # how long it was up, in seconds
 
         self.user: User | None = None
@@ -298,8 +298,9 @@ class Client:
         after every reconnect until acked, so it is stored exactly once.
 
         Raises:
-            SendError: the server refused it (`code`); nothing was stored. Not raised for
-                `quota_exceeded` or the assistant being busy: the message is stored.
+            SendError: the server refused it (`code`); nothing was stored. When only the
+                assistant's answer is refused (the message is stored), `events()` yields
+                an `AnswerRefused` instead.
             RoomLeftError: the room was left before the message could be sent.
             ConnectionClosedError: the client stopped before the `ack`.
         """
@@ -491,7 +492,7 @@ class Client:
                 first = first and self.connections == 0
                 if close_code == 4408:
                     continue
-                delay = self._backoff.next_delay(slow=close_code == 4429)
+                delay = max(self._backoff.next_delay(slow=close_code == 4429), self._retry_after)
                 log.info("roomcast: closed with %s; reconnecting in %.2f s", close_code, delay)
                 await asyncio.sleep(delay)
         except asyncio.CancelledError:
@@ -504,6 +505,7 @@ class Client:
         """One connection, from dialling to its close: None, or the error that ends all."""
         self._last_up = 0.0
         self._last_close = 1006
+        self._retry_after = 0.0
         try:
             token = await self._token_for_connect(after_4401)
         except AuthenticationError as exc:
@@ -530,6 +532,7 @@ class Client:
                 self._last_close = 4401
             elif exc.status == 403:
                 return AuthenticationError("the server refused the upgrade (403)", None)
+            self._retry_after = _retry_after(exc.headers)  # a busy server's 503
             return None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.info("roomcast: cannot connect: %r", exc)
@@ -713,12 +716,13 @@ class Client:
         code = str(frame.get("code", "internal"))
         message = str(frame.get("message", ""))
         re = frame.get("re")
-        if isinstance(re, str) and re.startswith("s:"):
+        if isinstance(frame.get("seq"), int):  # the message is stored; only its answer is refused
+            event = parse_event(frame)
+            if event is not None and event.room in self._rooms:
+                self._emit(event)
+        elif isinstance(re, str) and re.startswith("s:"):
             out = self._outbox.get(re[2:])
             if out is None:
-                return
-            if code == "quota_exceeded" or (code == "rate_limited" and "assistant" in message):
-                out.notices.append(code)  # only the answer is refused: the ack comes too
                 return
             self._drop(out, SendError(code, message, room=out.room, client_id=out.client_id))
         elif isinstance(re, str) and re.startswith("j:"):
@@ -751,3 +755,9 @@ class Client:
             task = asyncio.get_running_loop().create_task(self._write_join(ws, room_id, entry))
             self._callback_tasks.add(task)
             task.add_done_callback(self._callback_tasks.discard)
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float:
+    """Seconds from a `Retry-After` header (the protocol's 503 refusals); 0 without one."""
+    value = (headers or {}).get("Retry-After", "")
+    return float(value) if value.isdigit() else 0.0

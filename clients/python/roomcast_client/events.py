@@ -113,6 +113,17 @@ class Left:
 
 
 @dataclass(frozen=True)
+class AnswerRefused:
+    """Your message `seq` is stored, but the assistant will not answer it (`code`:
+    `quota_exceeded`, or `rate_limited` when its queue in the room is full)."""
+
+    room: str
+    seq: int
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
 class StateChanged:
     """The connection state changed (delivered to the `on_state` callbacks)."""
 
@@ -120,7 +131,7 @@ class StateChanged:
     close_code: int | None = None
 
 
-Event = Message | AiStart | AiDelta | AiEnd | AiError | Presence | Typing | Left
+Event = Message | AiStart | AiDelta | AiEnd | AiError | AnswerRefused | Presence | Typing | Left
 
 
 def _user(raw: Any) -> User:
@@ -174,4 +185,6 @@ def parse_event(frame: dict[str, Any]) -> Event | None:
         return Typing(room, _user(frame.get("user") or {}))
     if kind == "left":
         return Left(room, frame.get("reason"))
+    if kind == "error" and isinstance(frame.get("seq"), int):
+        return AnswerRefused(room, frame["seq"], str(frame.get("code")), str(frame.get("message")))
     return None

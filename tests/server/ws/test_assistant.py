@@ -304,6 +304,7 @@ async def test_the_21st_prompt_of_a_basic_user_is_refused_while_pro_goes_on(
     await prompt(alice, basic.room_id, id="21st")
     refused = await receive(alice, "error")
     assert refused["code"] == "quota_exceeded" and refused["re"] == "21st"
+    assert refused["room"] == basic.room_id and isinstance(refused["seq"], int)  # stored
     upstream = len(fake.requests)
     for _ in range(21):
         await prompt(bob, pro.room_id)
