@@ -111,7 +111,6 @@ class ChatView {
       state: (e) => this.onState(e),
       error: (e) => this.onRefusedAnswer(e),
     };
-    this.sentTo = new Map(); // client_id -> room, for errors that name only the send
     for (const [kind, handler] of Object.entries(this.handlers)) this.client?.on(kind, handler);
     this.build();
     this.start();
@@ -835,16 +834,12 @@ class ChatView {
 
   // The message is stored, but the assistant will not answer it (quota, a full queue).
   onRefusedAnswer(frame) {
-    const re = typeof frame.re === "string" ? frame.re : "";
-    const room = re.startsWith("s:") && this.sentTo.get(re.slice(2));
-    if (!room || room !== this.open?.id || !this.answerAlert) return;
+    if (typeof frame.seq !== "number" || frame.room !== this.open?.id || !this.answerAlert) return;
     this.answerAlert.textContent = `The assistant will not answer: ${frame.message || frame.code}`;
   }
 
   async send(roomId, body, ai, clientId) {
     const send = { room: roomId, body, ai, el: null, error: null };
-    if (this.sentTo.size >= 100) this.sentTo.delete(this.sentTo.keys().next().value);
-    this.sentTo.set(clientId, roomId);
     if (this.answerAlert) this.answerAlert.textContent = "";
     this.pending.set(clientId, send);
     if (this.open?.id === roomId) this.drawPending(clientId, send);

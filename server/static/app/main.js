@@ -97,8 +97,10 @@ async function clientClosed(client, code) {
     }
   }
   if (code === 4401) {
-    // The sign-in is still good (a password change closes every socket): connect again.
+    // The sign-in is still good (a password change closes every socket): connect again,
+    // and mount the screen afresh so it uses the new client, not the closed one.
     await startClient();
+    unmount();
     route();
   } else {
     showBanner("Disconnected from the server. Reload the page to try again.");
