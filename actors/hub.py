@@ -167,20 +167,27 @@ class Hub:
 
     def member_removed(self, team_id: str, user_id: str) -> None:
         """`user_id` is no longer in the team: their sessions here leave its rooms."""
+        self._directory.forget_member(team_id, user_id)
         for session in self.sessions_of(user_id):
             if not self._tells.tell(session, TeamLeft(team_id), sender="hub"):
                 # Full, or dead after crashing: its rooms would go on delivering the
                 # team's events to it, so the connection ends instead.
                 session.close(CloseReason.ROOM_ACCESS_CHANGED)
 
+    def member_changed(self, team_id: str, user_id: str) -> None:
+        """`user_id`'s role in the team changed: joins ask the database again."""
+        self._directory.forget_member(team_id, user_id)
+
     def room_changed(self, room_id: str) -> None:
         """The room's settings changed: its live actor reloads them."""
+        self._directory.forget_room(room_id)
         room = self.rooms.get(room_id)
         if room is not None:
             self._tells.tell(room, Changed(), sender="hub")
 
     def room_deleted(self, room_id: str) -> None:
         """The room is gone: its live actor tells its members and stops."""
+        self._directory.forget_room(room_id)
         room = self.rooms.get(room_id)
         if room is not None and not self._tells.tell(room, Deleted(), sender="hub"):
             if room.is_alive:  # overloaded: nothing else would ever tell it again

@@ -58,5 +58,18 @@ class RoomDirectory(Protocol):
     """Who may enter which room."""
 
     async def access(self, user_id: str, room_id: str) -> RoomAccess | None:
-        """The user's access to the room, or None when it does not exist for them."""
+        """The user's access to the room, or None when it does not exist for them; may be
+        answered from memory (what `forget_*` were told is never answered from memory)."""
+        ...
+
+    async def access_now(self, user_id: str, room_id: str) -> RoomAccess | None:
+        """`access` as the database has it at this moment."""
+        ...
+
+    def forget_member(self, team_id: str, user_id: str) -> None:
+        """The user's membership of the team changed: removed, left, or another role."""
+        ...
+
+    def forget_room(self, room_id: str) -> None:
+        """The room's settings changed, or it was deleted."""
         ...

@@ -48,11 +48,11 @@ from actors.room_messages import (
     publish,
     topic,
 )
+from actors.room_presence import RoomPresence
 from errors import Invalid, NotFound, RoomcastError, Unavailable
 from storage.bus import Bus, BusEvent, Subscription
 from storage.messages import Appended, StoredMessage
 from storage.presence import Presence
-from storage.redis import REDIS_DOWN
 from storage.rooms import RoomRecord
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class RoomActor(Actor[RoomMessage]):
         self._gone = False  # deleted: what is still queued is answered `not_found`
         self._subscription: Subscription | None = None
         self._settings: RoomRecord | None = None  # mode and system prompt, refreshed by Tick
-        self._presence = presence
+        self.presence = RoomPresence(room_id, presence)  # kept across restarts, as `members`
         self._bus_ready = bus_ready
         self.assistant = RoomAssistant(
             room_id, assistant, store=store, bus=bus, interrupt_after=interrupt_after
@@ -120,6 +120,7 @@ class RoomActor(Actor[RoomMessage]):
                 raise NotFound("no such room")
             self.delivered_seq = room.last_seq
             self._settings = room
+            await self.presence.load()  # who is here on other instances; then the tick
         if self._subscription is None:
             self._subscription = await self._bus.subscribe(topic(self.room_id), self._from_bus)
         if self._committer is None or self._committer.done():
@@ -187,6 +188,8 @@ class RoomActor(Actor[RoomMessage]):
     async def _handle(self, message: RoomMessage) -> None:
         match message:
             case FromBus(event=event):
+                if event.kind is EventKind.PRESENCE:
+                    self.presence.heard(event)
                 self._order(event)
             case Post():
                 self._pending.append(message)
@@ -217,14 +220,17 @@ class RoomActor(Actor[RoomMessage]):
 
     async def _enter(self, enter: Enter) -> None:
         member = enter.member
-        first_of_user = not self._has_user(member.user.id)
+        replaced = self.members.get(member.session_id)
+        if replaced is not None:  # the same session entering again counts once
+            self.presence.left(replaced.user.id)
         self.members[member.session_id] = member
+        first_of_user = self.presence.entered(member.user)
         last = self.delivered_seq or 0
         joined = {
             "type": EventKind.JOINED,
             "room": self.room_id,
             "seq": last,
-            "members": await self._everyone(member.user),
+            "members": self.presence.everyone(),
         }
         if enter.re is not None:
             joined["re"] = enter.re
@@ -240,32 +246,12 @@ class RoomActor(Actor[RoomMessage]):
 
     async def _exit(self, session_id: str, reason: LeftReason | None = None) -> None:
         member = self.members.pop(session_id, None)
-        if member is not None and reason is not None:
+        if member is None:
+            return
+        if reason is not None:
             member.outbound.put(self._left_frame(reason), EventKind.LEFT)  # after all it got
-        if member is not None and not self._has_user(member.user.id):
-            await self._went_offline(member.user)
-
-    async def _went_offline(self, user: UserRef) -> None:
-        try:
-            await self._presence.remove(self.room_id, user.id)
-        except REDIS_DOWN as exc:  # presence is best effort; entries expire
-            logger.warning("room %s: presence remove failed: %r", self.room_id, exc)
-        await self._announce(user, "offline")
-
-    async def _everyone(self, joining: UserRef) -> list[dict[str, str]]:
-        """Members on every instance: this one's, plus the shared presence hash."""
-        local = {m.user.id: m.user.name for m in self.members.values()}
-        try:
-            await self._presence.refresh(self.room_id, local.items())
-            shared = await self._presence.members(self.room_id)
-        except REDIS_DOWN as exc:  # fall back to what this instance knows
-            logger.warning("room %s: presence unavailable: %r", self.room_id, exc)
-            shared = {}
-        everyone = {**shared, **local}
-        return [{"id": user_id, "name": name} for user_id, name in everyone.items()]
-
-    def _has_user(self, user_id: str) -> bool:
-        return any(m.user.id == user_id for m in self.members.values())
+        if self.presence.left(member.user.id):
+            await self._announce(member.user, "offline")
 
     async def _announce(self, user: UserRef, state: str) -> None:
         event = {
@@ -363,9 +349,8 @@ class RoomActor(Actor[RoomMessage]):
         for member in overflowed:
             self.members.pop(member.session_id, None)
             member.on_overflow()
-        for user in {member.user.id: member.user for member in overflowed}.values():
-            if not self._has_user(user.id):
-                await self._went_offline(user)
+            if self.presence.left(member.user.id):
+                await self._announce(member.user, "offline")
 
     def _request_gap_fill(self) -> None:
         self._gap_timer = None
@@ -495,11 +480,7 @@ class RoomActor(Actor[RoomMessage]):
         await self._catch_up()
         if self._unpublished:
             self._has_pending.set()  # the committer tries the bus again
-        local = {m.user.id: m.user.name for m in self.members.values()}
-        try:
-            await self._presence.refresh(self.room_id, local.items())
-        except REDIS_DOWN as exc:  # presence is best effort; entries expire
-            logger.warning("room %s: presence refresh failed: %r", self.room_id, exc)
+        self.presence.tick()
         await self._act(self.assistant.tick())
 
     async def _catch_up(self) -> None:
@@ -542,6 +523,7 @@ class RoomActor(Actor[RoomMessage]):
         gone = self._left_frame(LeftReason.DELETED)
         for member in self.members.values():
             member.outbound.put(gone, EventKind.LEFT)
+            self.presence.left(member.user.id)
         self.members.clear()
         self._gone = True
         pending, self._pending = self._pending, []

@@ -295,7 +295,7 @@ class SessionActor(Actor[Request | TeamLeft]):
     async def _cancel(self, request: Cancel) -> None:
         room = self._joined(request.room)
         # The role held now, not at the join: a promotion or demotion since counts at once.
-        access = await self._directory.access(self.user.id, request.room)
+        access = await self._directory.access_now(self.user.id, request.room)
         if access is None:
             self._lose([request.room])
             raise Forbidden("join the room first")
@@ -326,7 +326,7 @@ class SessionActor(Actor[Request | TeamLeft]):
         to one token's life, since a connection lives by re-auths."""
         lost = []
         for room_id in list(self.joined):
-            access = await self._directory.access(self.user.id, room_id)
+            access = await self._directory.access_now(self.user.id, room_id)
             if access is None:
                 lost.append(room_id)
             else:

@@ -3,9 +3,11 @@
 `user_revoked` closes the user's websockets everywhere (4401), `sign_in_revoked` those of
 one sign-in (a refresh family: logout, refresh token reuse); `room_deleted` ends the
 room's subscriptions everywhere; `member_removed` takes the team's rooms from the user's
-sessions everywhere (removed from the team, or left it); `plan_changed` is informational
-(quotas read the plan from the database on every prompt, so a change applies at once on
-every instance).
+sessions everywhere (removed from the team, or left it); `member_changed` (a new role)
+makes every instance's cached room access forget the user's role in the team (as
+`room_deleted`, `member_removed` and `room_changed` clear what they concern); `plan_changed`
+is informational (quotas read the plan from the database on every prompt, so a change
+applies at once on every instance).
 """
 
 from __future__ import annotations
@@ -51,6 +53,15 @@ async def member_removed(app: web.Application, team_id: str, user_id: str) -> No
         app[HUB].member_removed(team_id, user_id)
 
 
+async def member_changed(app: web.Application, team_id: str, user_id: str) -> None:
+    """After the commit: every instance forgets the user's cached role in the team."""
+    try:
+        await announce(app, {"type": "member_changed", "team_id": team_id, "user_id": user_id})
+    except BUS_FAILED as exc:  # this instance at least; the rest when their entry expires
+        logger.warning("member_changed of %s in %s not announced: %r", user_id, team_id, exc)
+        app[HUB].member_changed(team_id, user_id)
+
+
 async def room_changed(app: web.Application, room_id: str) -> None:
     """After the commit: every instance's live actor of the room reloads its settings."""
     try:
@@ -78,6 +89,8 @@ def handler(app: web.Application) -> Any:
             app[HUB].room_deleted(str(event["room_id"]))
         elif kind == "member_removed":
             app[HUB].member_removed(str(event["team_id"]), str(event["user_id"]))
+        elif kind == "member_changed":
+            app[HUB].member_changed(str(event["team_id"]), str(event["user_id"]))
         elif kind == "room_changed":
             app[HUB].room_changed(str(event["room_id"]))
         elif kind == "plan_changed":

@@ -6,7 +6,8 @@ and storage/rooms.py; server/realtime.py builds them and hands them to the hub.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from storage import messages, rooms
@@ -14,6 +15,7 @@ from storage.db import Database, unavailable_when_down
 from storage.messages import Appended, NewMessage, StoredMessage
 from storage.room_lists import RoomListCache
 from storage.rooms import RoomAccess, RoomRecord
+from storage.teams import Role
 
 REPLAY_PAGE = 1000
 
@@ -74,13 +76,68 @@ class SqlMessageStore:
 
 
 class SqlRoomDirectory:
-    """`RoomDirectory` on storage/rooms.py: the room exists and the user is in its team."""
+    """`RoomDirectory` on storage/rooms.py: the room exists and the user is in its team.
 
-    def __init__(self, database: Database) -> None:
+    Every connection's join asks it, so answers are kept in the process: each room's
+    record, and each (team, user)'s role. A cache must never grant what the database has
+    taken away, so the hub forgets entries on the control stream's word (a member removed
+    or changed, a room changed or deleted, on any instance), and an entry lives at most
+    `ttl` seconds besides (the bound while the control stream was down). Refusals are not
+    kept: a user added to a team may join at once. A lookup that began before a change was
+    heard is not kept either (`_generation`), so a stale answer cannot outlive the change.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        ttl: float = 60.0,
+        max_entries: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._database = database
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._clock = clock
+        self._rooms: dict[str, tuple[float, RoomRecord]] = {}  # id -> (expires, record)
+        self._roles: dict[tuple[str, str], tuple[float, Role]] = {}  # (team, user) -> ...
+        self._generation = 0  # moved by every change heard
 
     async def access(self, user_id: str, room_id: str) -> RoomAccess | None:
-        """Raises Unavailable when the database cannot be reached: a `join` is retried."""
+        """The access a join needs, from memory when known. Raises Unavailable when the
+        database cannot be reached: a `join` is retried."""
+        now = self._clock()
+        room = self._rooms.get(room_id)
+        if room is not None and room[0] > now:
+            role = self._roles.get((room[1].team_id, user_id))
+            if role is not None and role[0] > now:
+                return RoomAccess(room[1], role[1])
+        generation = self._generation
+        access = await self.access_now(user_id, room_id)
+        if access is not None and generation == self._generation:
+            self._keep(access, user_id, now + self._ttl)
+        return access
+
+    async def access_now(self, user_id: str, room_id: str) -> RoomAccess | None:
+        """The access as the database has it now (a role checked for a cancel, a re-auth's
+        recheck). Raises Unavailable when the database cannot be reached."""
         with unavailable_when_down():
-            async with self._database.reads() as session:
-                return await rooms.access(session, room_id, user_id)
+            async with self._database.autocommit.connect() as connection:
+                return await rooms.access_now(connection, room_id, user_id)
+
+    def forget_member(self, team_id: str, user_id: str) -> None:
+        """The user's membership of the team changed (removed, left, another role)."""
+        self._generation += 1
+        self._roles.pop((team_id, user_id), None)
+
+    def forget_room(self, room_id: str) -> None:
+        """The room changed or was deleted (with its team, perhaps)."""
+        self._generation += 1
+        self._rooms.pop(room_id, None)
+
+    def _keep(self, access: RoomAccess, user_id: str, expires: float) -> None:
+        if len(self._roles) >= self._max_entries or len(self._rooms) >= self._max_entries:
+            self._roles.clear()  # crude, and rare: a bound on memory, not a policy
+            self._rooms.clear()
+        self._rooms[access.room.id] = (expires, access.room)
+        self._roles[(access.room.team_id, user_id)] = (expires, access.role)

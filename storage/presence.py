@@ -20,7 +20,9 @@ class Presence(Protocol):
         """Mark `(user_id, name)` pairs as present in the room via this instance."""
         ...
 
-    async def remove(self, room_id: str, user_id: str) -> None: ...
+    async def remove(self, room_id: str, *user_ids: str) -> None:
+        """Mark users as gone from the room via this instance."""
+        ...
 
     async def members(self, room_id: str) -> dict[str, str]:
         """Present users of the room on any live instance: user id → name."""
@@ -41,8 +43,10 @@ class MemoryPresence:
         for user_id, name in members:
             room[user_id] = (expires, name)
 
-    async def remove(self, room_id: str, user_id: str) -> None:
-        self._rooms.get(room_id, {}).pop(user_id, None)
+    async def remove(self, room_id: str, *user_ids: str) -> None:
+        room = self._rooms.get(room_id, {})
+        for user_id in user_ids:
+            room.pop(user_id, None)
 
     async def members(self, room_id: str) -> dict[str, str]:
         now = self._clock()
@@ -68,8 +72,10 @@ class RedisPresence:
             await self._redis.hset(key, mapping=mapping)  # type: ignore[arg-type,unused-ignore]
             await self._redis.expire(key, int(self._ttl * 4))
 
-    async def remove(self, room_id: str, user_id: str) -> None:
-        await self._redis.hdel(self._key_of(room_id), f"{user_id}:{self._instance}")
+    async def remove(self, room_id: str, *user_ids: str) -> None:
+        fields = [f"{user_id}:{self._instance}" for user_id in user_ids]
+        if fields:
+            await self._redis.hdel(self._key_of(room_id), *fields)
 
     async def members(self, room_id: str) -> dict[str, str]:
         key = self._key_of(room_id)

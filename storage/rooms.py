@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Literal, cast
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.models import Room, TeamMember
 from storage.teams import Role
@@ -36,6 +36,19 @@ class RoomRecord:
 
     @classmethod
     def of(cls, row: Room) -> RoomRecord:
+        return cls(
+            id=row.id,
+            team_id=row.team_id,
+            name=row.name,
+            assistant=cast(AssistantMode, row.assistant),
+            system_prompt=row.system_prompt,
+            last_seq=row.last_seq,
+            created_at=row.created_at,
+        )
+
+    @classmethod
+    def of_row(cls, row: Any) -> RoomRecord:  # noqa: ANN401 - a Core row of any shape
+        """From a plain row of the `rooms` columns (a Core query's, no ORM object)."""
         return cls(
             id=row.id,
             team_id=row.team_id,
@@ -103,6 +116,21 @@ async def access(session: AsyncSession, room_id: str, user_id: str) -> RoomAcces
     )
     row = result.one_or_none()
     return None if row is None else RoomAccess(RoomRecord.of(row[0]), cast(Role, row[1]))
+
+
+_ROOM_COLUMNS = [column for column in Room.__table__.c if column.name in RoomRecord.__slots__]
+
+
+async def access_now(connection: AsyncConnection, room_id: str, user_id: str) -> RoomAccess | None:
+    """`access` in one Core statement on a plain connection: no ORM, no transaction (the
+    join's check, on the path of every connection)."""
+    result = await connection.execute(
+        select(*_ROOM_COLUMNS, TeamMember.role)
+        .join(TeamMember, TeamMember.team_id == Room.team_id)
+        .where(Room.id == room_id, TeamMember.user_id == user_id)
+    )
+    row = result.one_or_none()
+    return None if row is None else RoomAccess(RoomRecord.of_row(row), cast(Role, row.role))
 
 
 async def list_for_team(session: AsyncSession, team_id: str) -> list[RoomRecord]:

@@ -120,6 +120,7 @@ async def change_member(request: web.Request) -> web.Response:
         target = await teams.lock_member(session, actor.team.id, user_id)
         authz.check_role_change(actor, target, body.role)
         member = await teams.set_role(session, actor.team.id, user_id, body.role)
+    await control.member_changed(request.app, actor.team.id, user_id)
     return json_response(member.to_json())
 
 

@@ -1,13 +1,13 @@
 """A hub on real storage for session and hub tests: its rooms store in the test database.
 
 The parts a test watches are real ones too: an outbound queue that remembers what it
-accepted, a presence store that can hold a room busy, the failed-tells counter.
+accepted, a bus whose presence announcements can hold a room busy, the failed-tells counter.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from actors.close_reason import CloseReason
-from actors.events import RoomEvent
+from actors.events import EventKind, RoomEvent
 from actors.hub import Hub, HubConfig
 from actors.outbound import OutboundQueue
 from actors.ports import UserRef, Verified
@@ -75,8 +75,9 @@ class Frames(OutboundQueue):
                 await asyncio.sleep(0.005)
 
 
-class GatedPresence(MemoryPresence):
-    """Presence whose `refresh` can be held: a member entering then holds its room busy."""
+class GatedBus(MemoryBus):
+    """The in-process bus, whose presence announcements can be held: a member entering
+    (a user's first session in the room) then holds its room busy."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -92,12 +93,12 @@ class GatedPresence(MemoryPresence):
             self.gate.set()
         self.gate = None
 
-    async def refresh(self, room_id: str, members: Iterable[tuple[str, str]]) -> None:
+    async def publish(self, topic: str, data: bytes) -> str:
         gate = self.gate
-        if gate is not None:
+        if gate is not None and RoomEvent.unpack(data).kind is EventKind.PRESENCE:
             self.entered.set()
             await gate.wait()
-        await super().refresh(room_id, members)
+        return await super().publish(topic, data)
 
 
 async def eventually(check: Callable[[], bool]) -> None:
@@ -107,13 +108,23 @@ async def eventually(check: Callable[[], bool]) -> None:
             await asyncio.sleep(0.005)
 
 
+async def eventually_present(
+    presence: MemoryPresence, room_id: str, user_id: str, *, present: bool = True
+) -> None:
+    """Wait until the shared presence has (or, `present=False`, no longer has) `user_id`:
+    a room writes it on a task of its own."""
+    async with asyncio.timeout(WAIT):
+        while (user_id in await presence.members(room_id)) != present:
+            await asyncio.sleep(0.005)
+
+
 @dataclass
 class Realtime:
     """A started hub with one team room, its owner Ada, and what the hub reported."""
 
     hub: Hub
-    bus: MemoryBus
-    presence: GatedPresence
+    bus: GatedBus
+    presence: MemoryPresence
     database: Database
     ada: UserRecord
     lobby: RoomRecord
@@ -174,7 +185,7 @@ async def started_hub(
     """A started hub on the test database, closed on the way out; every tell it could
     not make is counted."""
     ada, _, lobby = await seed.user_team_room(database)
-    bus, presence = MemoryBus(), GatedPresence()
+    bus, presence = GatedBus(), MemoryPresence()
     tokens: dict[str, Verified | Exception] = {}
     counted: list[tuple[str, str, str]] = []
     on_crash: list[Callable[[str, Exception], None]] = []
@@ -195,7 +206,7 @@ async def started_hub(
         bus=bus,
         presence=presence,
         verify=verify,
-        # No tick unless asked for: it would hold the room through the gated presence.
+        # No tick unless asked for.
         config=HubConfig(
             tick_interval=tick_interval,
             session_limits=SessionLimits(join_timeout=join_timeout, leave_timeout=WAIT),
@@ -207,19 +218,19 @@ async def started_hub(
     try:
         yield Realtime(hub, bus, presence, database, ada, lobby, counted, on_crash, tokens)
     finally:
-        presence.release()
+        bus.release()
         await hub.close()
 
 
 async def hold_busy(realtime: Realtime, room: RoomActor) -> asyncio.Future[int]:
-    """Hold `room` busy letting a member in (release with `realtime.presence.release()`);
+    """Hold `room` busy letting a member in (release with `realtime.bus.release()`);
     returns that member's entry, answered once released."""
-    realtime.presence.hold()
+    realtime.bus.hold()
     late = Member("late", UserRef("u-late", "Late"), OutboundQueue())
     entering = asyncio.ensure_future(
         room.ask(lambda reply: Enter(late, None, None, reply), timeout=WAIT)
     )
-    await asyncio.wait_for(realtime.presence.entered.wait(), WAIT)
+    await asyncio.wait_for(realtime.bus.entered.wait(), WAIT)
     return entering
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from actors.close_reason import CloseReason
+from actors.events import EventKind, RoomEvent
 from actors.hub import Hub, HubConfig
 from actors.outbound import OutboundQueue
 from actors.ports import UserRef, Verified
@@ -27,18 +28,20 @@ from tests import seed
 Counted = list[tuple[str, str, str]]
 
 
-class HeldPresence(MemoryPresence):
-    """Presence whose `refresh` waits for `release`: a joining member holds the room busy."""
+class HeldBus(MemoryBus):
+    """The in-process bus, whose presence announcements wait for `release`: a member
+    entering (a user's first session) holds the room busy."""
 
     def __init__(self) -> None:
         super().__init__()
         self.entered = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def refresh(self, room_id: str, members: Iterable[tuple[str, str]]) -> None:
-        self.entered.set()
-        await self.release.wait()
-        await super().refresh(room_id, members)
+    async def publish(self, topic: str, data: bytes) -> str:
+        if RoomEvent.unpack(data).kind is EventKind.PRESENCE:
+            self.entered.set()
+            await self.release.wait()
+        return await super().publish(topic, data)
 
 
 async def never_verify(token: str) -> Verified:
@@ -52,16 +55,16 @@ def store(database: Database) -> SqlMessageStore:
 @pytest.fixture
 async def busy_room(
     database: Database,
-) -> AsyncIterator[tuple[Hub, RoomActor, HeldPresence, Counted]]:
+) -> AsyncIterator[tuple[Hub, RoomActor, HeldBus, Counted]]:
     """A started hub whose one room is held busy with a full mailbox."""
     ada, _, lobby = await seed.user_team_room(database)
-    presence = HeldPresence()
+    bus = HeldBus()
     counted: Counted = []
     hub = Hub(
         store=store(database),
         directory=SqlRoomDirectory(database),
-        bus=MemoryBus(),
-        presence=presence,
+        bus=bus,
+        presence=MemoryPresence(),
         verify=never_verify,
         config=HubConfig(tick_interval=0.01),
         on_tell_failed=lambda *labels: counted.append(labels),
@@ -72,11 +75,11 @@ async def busy_room(
     joining = asyncio.ensure_future(
         room.ask(lambda reply: Enter(member, None, None, reply), timeout=5)
     )
-    await asyncio.wait_for(presence.entered.wait(), 5)
+    await asyncio.wait_for(bus.entered.wait(), 5)
     while room.mailbox_depth < room.mailbox_size:
         room.tell(FillGap())
-    yield hub, room, presence, counted
-    presence.release.set()
+    yield hub, room, bus, counted
+    bus.release.set()
     await joining
     await hub.close()
 

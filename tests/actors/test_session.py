@@ -171,7 +171,7 @@ async def test_a_send_a_full_room_cannot_take_is_rate_limited_and_not_stored(
     room = realtime.hub.room(realtime.lobby.id)
     entering = await hold_full(realtime, room)
     error = await session.request(Send(realtime.lobby.id, "hi", "c-1", id="s"), "ack")
-    realtime.presence.release()
+    realtime.bus.release()
     await entering
     assert (error["code"], error["message"]) == ("rate_limited", "the room is busy; retry shortly")
     assert session.closes == []  # the connection stays
@@ -190,7 +190,7 @@ async def test_typing_a_full_room_cannot_take_is_logged_and_counted_not_answered
     with caplog.at_level(logging.WARNING, logger="actors.failed_tells"):
         session.actor.tell(Typing(realtime.lobby.id, id="t"))
         await session.request(Ping(id="after"), "pong")
-    realtime.presence.release()
+    realtime.bus.release()
     await entering
     assert realtime.counted == [("room", "UserTyping", "MailboxFull")]
     assert f"{session.actor.name}: could not tell {room.name} UserTyping" in caplog.text
@@ -207,7 +207,7 @@ async def test_a_leave_a_full_room_cannot_hear_is_rate_limited_and_the_session_s
     error = await session.request(Leave(realtime.lobby.id, id="l"), "left")
     assert (error["type"], error["code"]) == ("error", "rate_limited")
     assert realtime.lobby.id in session.actor.joined
-    realtime.presence.release()
+    realtime.bus.release()
     await entering
     left = await session.request(Leave(realtime.lobby.id, id="again"), "left")
     assert left["type"] == "left"
@@ -223,7 +223,7 @@ async def test_a_join_that_timed_out_does_not_leave_the_session_in_the_room(
         entering = await hold_busy(realtime, room)  # our Enter waits behind this one
         error = await session.request(Join(realtime.lobby.id, id="j"), "joined")
         assert (error["type"], error["code"]) == ("error", "unavailable")
-        realtime.presence.release()
+        realtime.bus.release()
         await entering
         await eventually(lambda: not room.mailbox_depth)
         await session.request(Ping(id="p"), "pong")
@@ -241,7 +241,7 @@ async def test_a_join_that_timed_out_in_a_room_too_full_to_undo_it_ends_the_conn
         while room.mailbox_depth < room.mailbox_size - 1:
             room.tell(FillGap())
         error = await session.request(Join(realtime.lobby.id, id="j"), "joined")  # last slot
-        realtime.presence.release()
+        realtime.bus.release()
         await entering
         assert (error["type"], error["code"]) == ("error", "unavailable")
         assert session.closes == [CloseReason.ROOM_ACCESS_CHANGED]
@@ -271,7 +271,7 @@ async def test_a_team_left_a_full_room_cannot_hear_is_counted_and_ends_the_conne
     entering = await hold_full(realtime, room)
     session.actor.tell(TeamLeft(realtime.lobby.team_id))
     await eventually(lambda: bool(session.closes))
-    realtime.presence.release()
+    realtime.bus.release()
     await entering
     assert session.closes == [CloseReason.ROOM_ACCESS_CHANGED]
     assert realtime.counted == [("room", "Exit", "MailboxFull")]
