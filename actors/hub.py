@@ -18,7 +18,7 @@ from actors.ports import MessageStore, RoomDirectory, Verified
 from actors.registry import Registry
 from actors.room import RoomActor
 from actors.room_messages import AssistantDeps, Changed, Deleted, FaultHook, Tick
-from actors.session import SessionActor, SessionLimits, TeamLeft, Verifier
+from actors.session import JoinObserver, SessionActor, SessionLimits, TeamLeft, Verifier
 from actors.supervisor import RestartPolicy, Supervisor
 from storage.bus import Bus
 from storage.presence import Presence
@@ -52,6 +52,7 @@ class Hub:
         bus_ready: Callable[[], bool] = lambda: True,
         on_crash: Callable[[str, Exception], None] | None = None,
         on_tell_failed: CountFailedTell | None = None,
+        on_joined: JoinObserver | None = None,
     ) -> None:
         self._store = GroupCommit(store)
         self._directory = directory
@@ -63,6 +64,7 @@ class Hub:
         self._presence = presence
         self._bus_ready = bus_ready
         self._tells = FailedTells(on_tell_failed)
+        self._on_joined = on_joined  # every session's joins are timed through it
         policy = RestartPolicy(max_restarts=5, within=10.0)
         self.rooms: Registry[str, RoomActor] = Registry(
             self._make_room,
@@ -121,6 +123,7 @@ class Hub:
             close=close,
             limits=self._config.session_limits,
             tells=self._tells,
+            on_joined=self._on_joined,
         )
         self.sessions.add(session)
         self._by_user.setdefault(user.id, []).append(session)

@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 #: Verifies an access token: its user, expiry and sign-in. Raises Unauthorized.
 Verifier = Callable[[str], Awaitable[Verified]]
 
+#: Told how long each successful join took, in seconds (the server's latency histogram).
+JoinObserver = Callable[[float], None]
+
 
 @dataclass(frozen=True, slots=True)
 class TeamLeft:
@@ -86,6 +89,7 @@ class SessionActor(Actor[Request | TeamLeft]):
         limits: SessionLimits = SessionLimits(),
         mailbox_size: int = 256,
         tells: FailedTells | None = None,
+        on_joined: JoinObserver | None = None,
     ) -> None:
         super().__init__(f"session:{session_id}", mailbox_size=mailbox_size)
         self.session_id = session_id
@@ -101,6 +105,7 @@ class SessionActor(Actor[Request | TeamLeft]):
         self._close = close
         self._limits = limits
         self._tells = tells or FailedTells()
+        self._on_joined = on_joined
 
     def expired(self, now: float | None = None) -> bool:
         """True once the token expired more than the grace period ago without a refresh."""
@@ -235,6 +240,9 @@ class SessionActor(Actor[Request | TeamLeft]):
         self._tells.tell(room, Exit(self.session_id), sender=self.name)
 
     async def _join(self, request: Join) -> None:
+        """Enter the room; `on_joined` hears how long it took from taking the request to the
+        room having queued `joined` (and a resuming join's replay)."""
+        started = time.perf_counter()
         if not is_id(request.room):
             raise NotFound("no such room")  # without asking the database about it
         access = await self._directory.access(self.user.id, request.room)
@@ -258,6 +266,8 @@ class SessionActor(Actor[Request | TeamLeft]):
             raise
         self.joined[request.room] = room
         self.access[request.room] = access
+        if self._on_joined is not None:
+            self._on_joined(time.perf_counter() - started)
 
     def _overflowed(self) -> None:
         """A room found the outbound queue full (it closed itself): the connection ends

@@ -116,6 +116,7 @@ def _new_hub(app: web.Application, llm: ResilientLLM, probe: Probe | None) -> Hu
         on_tell_failed=lambda kind, message, error: metrics.actor_tells_failed.labels(
             kind, message, error
         ).inc(),
+        on_joined=metrics.ws_join_latency.observe,
     )
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -24,9 +23,8 @@ from aiohttp import WSMessage, WSMsgType, web
 
 from actors.close_reason import CloseReason
 from actors.errors import ActorError, MailboxFull
-from actors.events import EventKind, error_frame
+from actors.events import error_frame
 from actors.hub import Hub
-from actors.outbound import OutboundQueue
 from actors.ports import UserRef, Verified
 from actors.requests import Auth, Join, decode_frame, parse_request, request_id
 from actors.session import SessionActor
@@ -168,7 +166,6 @@ class Connection:
         self.bucket = bucket
         self.heartbeat = heartbeat
         self.metrics = metrics
-        self._joins: list[tuple[Any, float]] | None = None  # joins waiting: (id, started)
         self.seen = heartbeat.round  # the round of the last frame received
         self.pinged: int | None = None  # the round of a ping not answered yet
         self._writer: asyncio.Task[None] | None = None
@@ -355,42 +352,9 @@ class Connection:
         except ActorError:
             self.close_soon(CloseCode.INTERNAL_ERROR, "session ended")
         else:
-            if type(request) is Join and self.metrics is not None:
-                self._joining(session.outbound, request, self.metrics)
-
-    def _joining(self, outbound: OutboundQueue, join: Join, metrics: Metrics) -> None:
-        """Count a resuming join, and time the join until its reply.
-
-        The room writes `joined` (a failure, `error`) into the outbound queue. Only while
-        a join waits is the queue's `put` watched, through an instance attribute over the
-        class's method: the delivery path pays nothing for the measurement at any other
-        moment. The session handles requests in order, so replies come in join order.
-        """
-        if join.since is not None:
-            metrics.ws_resumes.inc()
-        if self._joins is None:
-            self._joins = []
-            vars(outbound)["put"] = functools.partial(self._put_watching_joins, outbound)
-        self._joins.append((join.id, time.perf_counter()))
-
-    def _put_watching_joins(
-        self, outbound: OutboundQueue, frame: bytes, kind: str = "", gen: str | None = None
-    ) -> bool:
-        """`outbound.put` while joins wait: settle the first one on its reply."""
-        delivered: bool = type(outbound).put(outbound, frame, kind, gen)
-        joins = self._joins
-        if not joins or kind not in (EventKind.JOINED, EventKind.ERROR):
-            return delivered
-        re, started = joins[0]
-        if kind == EventKind.ERROR and orjson.loads(frame).get("re") != re:
-            return delivered  # an error for another request
-        del joins[0]
-        if kind == EventKind.JOINED and self.metrics is not None:
-            self.metrics.ws_join_latency.observe(time.perf_counter() - started)
-        if not joins:
-            self._joins = None
-            del vars(outbound)["put"]
-        return delivered
+            # A resuming join; the session times every join (`Hub`'s `on_joined`).
+            if type(request) is Join and request.since is not None and self.metrics is not None:
+                self.metrics.ws_resumes.inc()
 
 
 async def _first_frame_auth(
