@@ -88,7 +88,9 @@ async def get_subscription(request: web.Request) -> web.Response:
     async with request.app[DATABASE].sessions() as session:
         row = await subscriptions.get(session, membership.team.id)
     limits = request.app[SETTINGS].plans
-    return json_response(_subscription_json(row, datetime.now(UTC), limits))
+    subscription = _subscription_json(row, datetime.now(UTC), limits)
+    subscription["payments_available"] = request.app[BILLING] is not None
+    return json_response(subscription)
 
 
 @answers(200, shapes.RedirectUrl, errors=(403, 409, 503))

@@ -176,6 +176,10 @@ class Subscription(Shape):
     status: str
     current_period_end: datetime | None
     cancel_at_period_end: bool
+    payments_available: bool = Field(
+        description="False when this server has no payment provider: checkout and portal "
+        "then answer 503."
+    )
 
 
 class RedirectUrl(Shape):

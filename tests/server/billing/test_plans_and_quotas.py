@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from server.billing.quotas import Quotas, next_midnight
 from server.config import PlanLimits
 from storage.kv import MemoryKeyValue
+from tests.accounts import four_roles
 from tests.server.billing.conftest import API, Shop
 
 
@@ -36,7 +37,22 @@ async def test_a_team_that_never_paid_is_on_basic(shop: Shop) -> None:
             "status": "active",
             "current_period_end": None,
             "cancel_at_period_end": False,
+            "payments_available": True,
         }
+
+
+async def test_a_server_without_a_payment_provider_says_so_on_the_subscription(
+    client, database
+) -> None:
+    owner, _admin, member, _outsider, team_id = await four_roles(client, database)
+    for who in (owner, member):
+        response = await client.get(f"{API}/teams/{team_id}/subscription", headers=who.headers)
+        body = await response.json()
+        assert (body["plan"], body["payments_available"]) == ("basic", False)
+    checkout = await client.post(
+        f"{API}/teams/{team_id}/billing/checkout", json={"plan": "pro"}, headers=owner.headers
+    )
+    assert checkout.status == 503  # as the flag said
 
 
 async def test_a_subscription_is_hidden_from_outsiders_and_anonymous_callers(shop: Shop) -> None:

@@ -50,6 +50,7 @@ async def test_a_completed_checkout_makes_the_team_pro(shop: Shop) -> None:
         "status": "active",
         "current_period_end": _rfc3339(period_end),
         "cancel_at_period_end": False,
+        "payments_available": True,
     }
     row = await stored(shop.database, shop.team_id)
     assert row is not None

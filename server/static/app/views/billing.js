@@ -26,7 +26,9 @@ export async function billingView(container, ctx, teamId) {
         h("dt", {}, "Status"), h("dd", {}, subscription.status),
         subscription.current_period_end && [h("dt", {}, "Current period ends"), h("dd", {}, when(subscription.current_period_end))],
         subscription.cancel_at_period_end && [h("dt", {}, "Cancels"), h("dd", {}, "at the end of the period")]),
-      manager ? providerButtons(id, subscription) : h("p", { class: "hint" }, "Only the team's owners and admins manage its billing.")),
+      !subscription.payments_available ? notSetUp()
+        : manager ? providerButtons(id, subscription)
+          : h("p", { class: "hint" }, "Only the team's owners and admins manage its billing.")),
     h("section", { class: "card", "aria-labelledby": "usage-title" },
       h("h2", { id: "usage-title" }, "Your AI usage today"),
       h("p", {}, `${usage.ai_prompts_today} of ${usage.daily_ai_prompts} prompts (${planName(usage.plan)} plan, your best among your teams). Resets ${when(usage.resets_at)}.`),
@@ -35,6 +37,10 @@ export async function billingView(container, ctx, teamId) {
       h("h2", { id: "plans-title" }, "Plans"),
       h("ul", { class: "list" }, plans.map((p) => h("li", {}, h("strong", {}, p.name), ` — ${p.daily_ai_prompts} AI prompts a day, ${p.price}`)))),
   );
+}
+
+function notSetUp() {
+  return h("p", { class: "notice", role: "alert" }, "Payments are not set up on this server, so plans cannot be changed here. Ask the server's operator.");
 }
 
 function providerButtons(teamId, subscription) {
@@ -48,7 +54,7 @@ function providerButtons(teamId, subscription) {
       window.location.assign(url);
     } catch (error) {
       if (error instanceof ApiError && error.code === "unavailable" && /not configured/i.test(error.message)) {
-        buttons.replaceWith(h("p", { class: "notice", role: "alert" }, "Payments are not set up on this server, so plans cannot be changed here. Ask the server's operator."));
+        buttons.replaceWith(notSetUp());
         return;
       }
       showError(errors, error);
