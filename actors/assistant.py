@@ -59,13 +59,20 @@ def build_prompt(
     system_prompt: str | None, history: Sequence[StoredMessage], config: AssistantConfig
 ) -> Prompt:
     """The newest messages that fit the budget, oldest first, users named, answers as `model`."""
+    turns = [
+        Turn("model", message.body)
+        if message.author.kind == "assistant"
+        else Turn("user", f"{message.author.name}: {message.body}")
+        for message in history
+    ]
+    return prompt_of(system_prompt, turns, config)
+
+
+def prompt_of(system_prompt: str | None, turns: Sequence[Turn], config: AssistantConfig) -> Prompt:
+    """The newest of `turns` (oldest first) that fit the budget, same speakers merged."""
     budget = config.context_tokens
     picked: list[Turn] = []
-    for message in reversed(history):
-        if message.author.kind == "assistant":
-            turn = Turn("model", message.body)
-        else:
-            turn = Turn("user", f"{message.author.name}: {message.body}")
+    for turn in reversed(turns):
         budget -= estimate_tokens(turn.text)
         if budget < 0 and picked:
             break

@@ -120,6 +120,7 @@ class RoomActor(Actor[RoomMessage]):
                 raise NotFound("no such room")
             self.delivered_seq = room.last_seq
             self._settings = room
+            self.assistant.preload(room)
             await self.presence.load()  # who is here on other instances; then the tick
         if self._subscription is None:
             self._subscription = await self._bus.subscribe(topic(self.room_id), self._from_bus)
@@ -133,7 +134,7 @@ class RoomActor(Actor[RoomMessage]):
             self._closing = True  # the committer commits what was accepted, then ends
             self._has_pending.set()
             await self._committer
-        self.assistant.stop()
+        await self.assistant.close()
         if self._subscription is not None:
             self._subscription.close()
             self._subscription = None
@@ -326,6 +327,8 @@ class RoomActor(Actor[RoomMessage]):
         reach each member's socket in one write instead of one write per event.
         """
         self._outgoing.append(event)
+        if event.seq is not None:
+            self.assistant.remember(event)
 
     async def _flush(self) -> None:
         """Hand the members what was collected; one whose queue overflows is let go."""

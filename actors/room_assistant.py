@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import orjson
 
 from actors.actor import reject, resolve
-from actors.assistant import Job, Run, build_prompt, wants_answer
+from actors.assistant import Job, Run, prompt_of, wants_answer
+from actors.assistant_memory import ContextMemory, Remembered
 from actors.events import EventKind, RoomEvent, error_frame, frame
 from actors.llm import Prompt
 from actors.ports import MessageStore
@@ -81,6 +82,16 @@ class RoomAssistant:
         self._running: Run | None = None
         self._live: LiveGeneration | None = None
         self._ended: dict[str, None] = {}  # recently ended generations (dedupe ai.end/error)
+        # The prompts' context: the room's newest messages (see actors.assistant_memory).
+        self._memory: ContextMemory | None = None
+        self._preload: asyncio.Task[list[StoredMessage]] | None = None
+        self._preload_upto = 0
+        self._system_prompt: str | None = None
+        if deps is not None:
+            budget = deps.config
+            self._memory = ContextMemory(
+                max_tokens=2 * budget.context_tokens, max_messages=2 * budget.context_messages
+            )
 
     @property
     def busy(self) -> bool:
@@ -90,8 +101,37 @@ class RoomAssistant:
     def stop(self) -> None:
         """Drop the queue and stop the running generation (it announces `interrupted`)."""
         self._queue.clear()
+        if self._preload is not None:
+            self._preload.cancel()
         if self._running is not None:
             self._running.abort()
+
+    async def close(self) -> None:
+        """`stop`, and wait for the context's load to end: the room leaves no task behind."""
+        self.stop()
+        if self._preload is not None:
+            await asyncio.wait([self._preload])
+            self._preload = None
+
+    # The context.
+
+    def preload(self, settings: RoomRecord) -> None:
+        """The room started: load its newest messages now, so no prompt waits for them."""
+        self._system_prompt = settings.system_prompt
+        if self._deps is None or settings.assistant == "off" or self._preload is not None:
+            return
+        self._preload_upto = upto = settings.last_seq
+        limit = self._deps.config.context_messages
+        self._preload = asyncio.create_task(
+            self._store.recent(self.room_id, upto, limit), name=f"room:{self.room_id} context"
+        )
+        # A failed preload is not an error: the first prompt reads the database instead.
+        self._preload.add_done_callback(lambda task: task.cancelled() or task.exception())
+
+    def remember(self, event: RoomEvent) -> None:
+        """A stored event reached the members in `seq` order: the context grows by it."""
+        if self._memory is not None and event.kind is EventKind.MESSAGE:
+            self._memory.add(Remembered.from_event(orjson.loads(event.frame)))
 
     # Prompts.
 
@@ -103,6 +143,10 @@ class RoomAssistant:
         actions = Actions()
         if self._deps is None or settings is None:
             return actions
+        self._system_prompt = settings.system_prompt
+        assert self._memory is not None  # noqa: S101 - made with the deps
+        for _post, appended in stored:
+            self._memory.add(Remembered.of(appended.message))
         for post, appended in stored:
             author = post.message.author
             if author.kind == "user" and wants_answer(settings.assistant, post.ai):
@@ -159,14 +203,30 @@ class RoomAssistant:
         return self._running
 
     async def _load_context(self, job: Job) -> Prompt:
+        """The prompt from the room's memory; from the database when the memory has a hole."""
         assert self._deps is not None  # noqa: S101 - only called when configured
-        config = self._deps.config
-        room = await self._store.room(self.room_id)
-        history = await self._store.recent(self.room_id, job.prompt_seq, config.context_messages)
-        return build_prompt(room.system_prompt if room else None, history, config)
+        assert self._memory is not None  # noqa: S101 - made with the deps
+        config, memory = self._deps.config, self._memory
+        if not memory.loaded and self._preload is not None:
+            preload, self._preload = self._preload, None
+            try:
+                memory.load(await asyncio.shield(preload), self._preload_upto)
+            except Exception as exc:  # noqa: BLE001 - reads fail untyped; the database again
+                logger.warning("room %s: context preload failed: %r", self.room_id, exc)
+        turns = memory.context(job.prompt_seq)
+        if turns is None:
+            limit = config.context_messages
+            history = await self._store.recent(self.room_id, job.prompt_seq, limit)
+            memory.load(history, job.prompt_seq)
+            turns = [Remembered.of(message).turn for message in history]
+        return prompt_of(self._system_prompt, turns, config)
 
     async def _store_answer(self, message: NewMessage) -> StoredMessage:
         [appended] = await self._store.append_many([message])
+        if (
+            self._memory is not None
+        ):  # before the bus brings it back: the next prompt may come first
+            self._memory.add(Remembered.of(appended.message))
         return appended.message
 
     # The live generation, whichever instance runs it.

@@ -6,10 +6,9 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import update
 
 from server.realtime import LLM_KEY
-from storage.models import Room, Subscription
+from storage.models import Subscription
 from tests.fakes import gemini as scripts
 from tests.fakes.gemini import FakeGemini
 from tests.server.ws.helpers import connect, join, receive, shared_room
@@ -117,10 +116,12 @@ async def test_nul_and_lone_surrogates_from_the_model_are_dropped_and_the_answer
 async def test_the_request_carries_system_prompt_roles_and_speaker_names(ai_client, fake, database):
     client = await ai_client()
     setup, (alice, bob) = await ready_room(client, database)
-    async with database.sessions.begin() as session:
-        await session.execute(
-            update(Room).where(Room.id == setup.room_id).values(system_prompt="Be terse.")
-        )
+    changed = await client.patch(
+        f"/api/v1/rooms/{setup.room_id}",
+        json={"system_prompt": "Be terse."},
+        headers=setup.accounts[0].headers,
+    )
+    assert changed.status == 200, await changed.text()
     await alice.send_json({"type": "send", "room": setup.room_id, "body": "hi all"})
     await prompt(bob, setup.room_id, "summarise please")
     await answer(alice)
