@@ -62,6 +62,9 @@ _SAFETY = frozenset(
 # stopped at a per-request limit, which is what `length` means.
 _LENGTH = frozenset({types.FinishReason.MAX_TOKENS, types.FinishReason.CONTINUATION})
 
+#: Request configs kept (one per distinct system prompt and limits); the oldest go first.
+CONFIGS_KEPT = 256
+
 
 class GeminiLLM:
     """Gemini through google-genai; `base_url` points the real SDK at another server (tests).
@@ -91,6 +94,8 @@ class GeminiLLM:
         self._session = http_session
         self._owns_session = http_session is None
         self._client: genai.Client | None = None
+        # A room's config changes only with its system prompt: built once per prompt text.
+        self._configs: dict[tuple[str | None, int, float | None], types.GenerateContentConfig] = {}
 
     @property
     def model(self) -> str:
@@ -131,7 +136,7 @@ class GeminiLLM:
         sample = Prompt(system="warm-up", turns=(Turn("user", "warm-up"),), temperature=0.5)
         self._sdk()
         _contents(sample)
-        _config(sample)
+        self._config(sample)
 
     async def close(self) -> None:
         if self._client is not None:
@@ -160,7 +165,7 @@ class GeminiLLM:
         """Read the SDK stream into `queue`, one chunk ahead of the consumer."""
         try:
             upstream = await self._sdk().aio.models.generate_content_stream(
-                model=self._model, contents=_contents(prompt), config=_config(prompt)
+                model=self._model, contents=_contents(prompt), config=self._config(prompt)
             )
             async for response in upstream:
                 await queue.put(response)
@@ -169,11 +174,20 @@ class GeminiLLM:
             return
         await queue.put(None)
 
+    def _config(self, prompt: Prompt) -> types.GenerateContentConfig:
+        key = (prompt.system, prompt.max_output_tokens, prompt.temperature)
+        config = self._configs.get(key)
+        if config is None:
+            if len(self._configs) >= CONFIGS_KEPT:
+                del self._configs[next(iter(self._configs))]
+            config = self._configs[key] = _config(prompt)
+        return config
 
-def _contents(prompt: Prompt) -> list[types.Content]:
-    return [
-        types.Content(role=turn.role, parts=[types.Part(text=turn.text)]) for turn in prompt.turns
-    ]
+
+def _contents(prompt: Prompt) -> list[types.ContentDict]:
+    """The turns as plain dicts: the SDK validates them once itself (typed `Content`s it
+    validates over again, field by field: 9 ms instead of 2 ms for 21 turns)."""
+    return [{"role": turn.role, "parts": [{"text": turn.text}]} for turn in prompt.turns]
 
 
 def _config(prompt: Prompt) -> types.GenerateContentConfig:

@@ -250,3 +250,23 @@ async def test_cancelling_the_consumer_disconnects_the_upstream_request(
     request = await ended(fake.requests[0])
     assert request.disconnected
     assert request.chunks_sent < 40
+
+
+async def test_a_rooms_next_prompts_reuse_its_request_config_and_still_say_everything(
+    fake: FakeGemini, gemini: GeminiLLM
+) -> None:
+    fake.script(reply("one"), reply("two"), reply("three"))
+    other_room = Prompt("Be terse.", PROMPT.turns, max_output_tokens=64)
+    longer = Prompt(PROMPT.system, (*PROMPT.turns, Turn("model", "ok"), Turn("user", "Ada: go")))
+
+    for prompt in (PROMPT, other_room, longer):
+        await collect(gemini.stream(prompt))
+
+    first, second, third = (request.body for request in fake.requests)
+    assert first["systemInstruction"] == third["systemInstruction"]
+    assert first["systemInstruction"]["parts"][0]["text"] == PROMPT.system
+    assert second["systemInstruction"]["parts"][0]["text"] == "Be terse."
+    assert second["generationConfig"]["maxOutputTokens"] == 64
+    assert third["generationConfig"]["maxOutputTokens"] == longer.max_output_tokens
+    assert [c["parts"][0]["text"] for c in third["contents"]][-2:] == ["ok", "Ada: go"]
+    assert [c["role"] for c in third["contents"]] == ["user", "model", "user", "model", "user"]
