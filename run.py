@@ -49,6 +49,7 @@ def _serve(settings: Settings) -> int:
         app,
         host=settings.host,
         port=settings.port,
+        backlog=settings.listen_backlog,
         print=_announce,
         access_log_class=AccessLogger,
         loop=uvloop.new_event_loop(),

@@ -68,6 +68,9 @@ class Settings:
     env: Env = "development"
     host: str = "127.0.0.1"
     port: int = 8080
+    # Connections the kernel queues before `accept` (aiohttp's default, 128, is below a
+    # reconnect storm of 200 at a time: the rest would retry their SYN after 1 s).
+    listen_backlog: int = 1024
     var_dir: Path = Path("var")
     # Defaults below may use the fields above them: the class body runs top to bottom.
     database_url: str = _sqlite_url(var_dir)
@@ -97,6 +100,10 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     webhook_max_body_bytes: int = 512 * 1024
     access_token_ttl: int = 15 * 60
+    # The websocket's token check keeps users and sign-ins this long (0: off), at most this
+    # many of each; every revocation on the control stream invalidates them first.
+    auth_cache_ttl: float = 30.0
+    auth_cache_size: int = 50_000
     # Per client IP and auth endpoint: at most `auth_rate_limit` requests a window.
     auth_rate_limit: int = 30
     auth_rate_window: int = 60
@@ -377,7 +384,8 @@ def _listening(read: _Environment) -> _Fields:
     host = read.text("HOST", _DEFAULT.host)
     port = read.integer("PORT", _DEFAULT.port, low=1, high=65535)
     public_url = read.web_url("PUBLIC_URL", _local_url(host, port)) or ""
-    return {"host": host, "port": port, "public_url": public_url}
+    backlog = read.integer("LISTEN_BACKLOG", _DEFAULT.listen_backlog, low=1)
+    return {"host": host, "port": port, "public_url": public_url, "listen_backlog": backlog}
 
 
 def _redis(read: _Environment) -> _Fields:
@@ -408,6 +416,8 @@ def _accounts(read: _Environment) -> _Fields:
         "mail_from": _mail_from(read),
         "auth_rate_limit": read.integer("AUTH_RATE_LIMIT", _DEFAULT.auth_rate_limit, low=1),
         "auth_rate_window": read.integer("AUTH_RATE_WINDOW", _DEFAULT.auth_rate_window, low=1),
+        "auth_cache_ttl": read.number("AUTH_CACHE_TTL", _DEFAULT.auth_cache_ttl),
+        "auth_cache_size": read.integer("AUTH_CACHE_SIZE", _DEFAULT.auth_cache_size, low=1),
         "argon2": _argon2(read),
     }
 

@@ -20,7 +20,7 @@ import orjson
 from aiohttp import web
 
 from server.auth.revocation import Revoked
-from server.state import BUS, HUB, REVOCATIONS
+from server.state import BUS, HUB, REVOCATIONS, TOKENS
 from storage.bus import BUS_FAILED, BusEvent
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,16 @@ async def member_changed(app: web.Application, team_id: str, user_id: str) -> No
         app[HUB].member_changed(team_id, user_id)
 
 
+async def user_changed(app: web.Application, user_id: str) -> None:
+    """After the commit (a new name): every instance's websocket token check reads the user
+    again."""
+    try:
+        await announce(app, {"type": "user_changed", "user_id": user_id})
+    except BUS_FAILED as exc:  # this instance at least; the rest when their entry expires
+        logger.warning("user_changed for %s not announced: %r", user_id, exc)
+        app[TOKENS].verified.forget_user(user_id)
+
+
 async def room_changed(app: web.Application, room_id: str) -> None:
     """After the commit: every instance's live actor of the room reloads its settings."""
     try:
@@ -91,6 +101,8 @@ def handler(app: web.Application) -> Any:
             app[HUB].member_removed(str(event["team_id"]), str(event["user_id"]))
         elif kind == "member_changed":
             app[HUB].member_changed(str(event["team_id"]), str(event["user_id"]))
+        elif kind == "user_changed":
+            app[TOKENS].verified.forget_user(str(event["user_id"]))
         elif kind == "room_changed":
             app[HUB].room_changed(str(event["room_id"]))
         elif kind == "plan_changed":
@@ -100,8 +112,10 @@ def handler(app: web.Application) -> Any:
 
 
 def _notify(app: web.Application, revoked: Revoked) -> None:
-    """Every listener of this instance (the hub closes the matching sockets)."""
-    task = asyncio.ensure_future(app[REVOCATIONS].notify_local(revoked))
+    """Every listener of this instance: the token check's cache forgets now, before the
+    next event is read; the callbacks (the hub closes the matching sockets) run on a task."""
+    app[REVOCATIONS].heard(revoked)
+    task = asyncio.ensure_future(app[REVOCATIONS].run_callbacks(revoked))
     _pending.add(task)
     task.add_done_callback(_pending.discard)
 

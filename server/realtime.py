@@ -34,6 +34,7 @@ from server.state import (
     REDIS,
     REVOCATIONS,
     SETTINGS,
+    TOKENS,
 )
 from storage.message_store import SqlMessageStore, SqlRoomDirectory
 from storage.room_lists import RoomListCache
@@ -58,6 +59,7 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     control_subscription = await control.subscribe(app)
     if probe is not None:
         app[PROBE] = probe
+        app[TOKENS].verified.trust_while(probe.healthy)  # no cached check on a deaf stream
         await probe.start()
     yield
     if probe is not None:

@@ -79,8 +79,8 @@ async def verify_token(app: web.Application, token: str) -> Verified:
             their pools exhausted): after the upgrade, the error middleware could no
             longer answer for it.
     """
-    with unavailable_when_down():
-        user, claims = await app[TOKENS].authenticate(token)
+    with unavailable_when_down():  # a reconnect storm checks the same tokens: cached
+        user, claims = await app[TOKENS].authenticate(token, cached=True)
     return Verified(UserRef(user.id, user.name), float(claims.expires_at), claims.session_id)
 
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from errors import Conflict
 from storage.models import Team, TeamMember, User
@@ -111,6 +111,27 @@ async def get_by_email(session: AsyncSession, email: str) -> User | None:
 async def get(session: AsyncSession, user_id: str) -> UserRecord | None:
     row = await session.get(User, user_id)
     return None if row is None else UserRecord.of(row)
+
+
+_HOLDER_COLUMNS = (
+    User.__table__.c.id,
+    User.__table__.c.email,
+    User.__table__.c.phone,
+    User.__table__.c.name,
+    User.__table__.c.role,
+    User.__table__.c.totp_enabled,
+    User.__table__.c.token_version,
+    User.__table__.c.created_at,
+)
+_TOKEN_HOLDER = select(*_HOLDER_COLUMNS).where(User.__table__.c.id == bindparam("user_id"))
+
+
+async def token_holder(connection: AsyncConnection, user_id: str) -> UserRecord | None:
+    """`get` for the token check on every connect: one Core select on a plain connection
+    (an autocommit one: no BEGIN, no ORM identity map), the same record."""
+    result = await connection.execute(_TOKEN_HOLDER, {"user_id": user_id})
+    row = result.one_or_none()
+    return None if row is None else UserRecord(*row)
 
 
 async def find_by_email(session: AsyncSession, email: str) -> UserRecord | None:

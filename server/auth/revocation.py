@@ -3,11 +3,13 @@
 Logout-all, password change and password reset call `Revocations.user_revoked(user_id)`;
 logout and the reuse of a spent refresh token call `sign_in_revoked(user_id, family_id)`
 (a sign-in is a refresh family, the `sid` of its access tokens). The websocket layer
-registers callbacks that close the matching live sessions with 4401.
+registers callbacks that close the matching live sessions with 4401; caches of what a
+token check read listen (`listen`) and forget it as soon as a revocation is heard.
 
 Across instances: once `route_through` is given a publisher (server/control.py does it
 at start-up), each revocation is published on the `control` topic, and every instance's
-control reader calls `notify_local`, this one's included. When publishing fails, only
+control reader calls `heard` as it reads the event (the caches forget at once) and then
+`run_callbacks`, this one's included. When publishing fails, only
 this process's callbacks run; elsewhere the revoked tokens still fail at their next check
 (token version, revoked family).
 """
@@ -25,6 +27,7 @@ from storage.bus import BUS_FAILED
 logger = logging.getLogger(__name__)
 
 RevokedCallback = Callable[[str], Awaitable[None] | None]
+RevokedListener = Callable[["Revoked"], None]
 SignInRevokedCallback = Callable[[str, str], Awaitable[None] | None]
 C = TypeVar("C", RevokedCallback, SignInRevokedCallback)
 
@@ -44,6 +47,7 @@ class Revocations:
     def __init__(self) -> None:
         self._callbacks: list[RevokedCallback] = []
         self._sign_in_callbacks: list[SignInRevokedCallback] = []
+        self._listeners: list[RevokedListener] = []
         self._route: Callable[[Revoked], Awaitable[None]] | None = None
 
     def route_through(self, publish: Callable[[Revoked], Awaitable[None]] | None) -> None:
@@ -61,6 +65,11 @@ class Revocations:
         """Call `callback(user_id, family_id)` on every revocation of one sign-in; returns a
         function that unregisters."""
         return _add(self._sign_in_callbacks, callback)
+
+    def listen(self, listener: RevokedListener) -> None:
+        """Call `listener(revoked)` synchronously on every revocation heard, before any
+        callback: a cache that must forget before the next check."""
+        self._listeners.append(listener)
 
     async def user_revoked(self, user_id: str) -> None:
         """Every token of `user_id` was revoked: tell whoever holds their live sessions."""
@@ -81,6 +90,17 @@ class Revocations:
         await self.notify_local(revoked)
 
     async def notify_local(self, revoked: Revoked) -> None:
+        """`heard`, then `run_callbacks`."""
+        self.heard(revoked)
+        await self.run_callbacks(revoked)
+
+    def heard(self, revoked: Revoked) -> None:
+        """Tell the listeners (caches), synchronously: no check that starts after this
+        returns can pass on what they held."""
+        for listener in self._listeners:
+            listener(revoked)
+
+    async def run_callbacks(self, revoked: Revoked) -> None:
         """Run this process's callbacks; one failing callback does not stop the others."""
         family_id = revoked.family_id
         if family_id is None:

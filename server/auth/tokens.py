@@ -13,6 +13,10 @@ Revoking a family (logout, reuse of a spent refresh token) also revokes the acce
 whose `sid` names it. That record is the family's refresh tokens in the database; the
 key-value store only caches it (storage/revoked_families.py), so an emptied Redis or a
 restarted process never brings a revoked token back.
+
+The websocket's check (`authenticate(..., cached=True)`) keeps what it read in the process
+(server/auth/verified.py), so a reconnect storm costs neither a database nor a Redis round
+trip per connection; every revocation heard on the control stream invalidates it first.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from errors import Unauthorized
 from server.auth.revocation import Revocations
+from server.auth.verified import VerifiedCache
 from server.config import Settings
 from storage import tokens as refresh_store
 from storage import users
@@ -107,6 +112,12 @@ class TokenService:
         # A revoked family's access tokens are all expired one access TTL after it.
         self._families = RevokedFamilies(database, kv, revoked_ttl=settings.access_token_ttl)
         self._revocations = revocations or Revocations()
+        self.verified = VerifiedCache(
+            ttl=settings.auth_cache_ttl,
+            revoked_ttl=settings.access_token_ttl,
+            max_entries=settings.auth_cache_size,
+        )
+        self._revocations.listen(self.verified.forget)
 
     def encode_access(self, user: UserRecord, session_id: str) -> str:
         now = int(time.time())
@@ -121,6 +132,15 @@ class TokenService:
         }
         return jwt.encode(payload, self._key, algorithm=ALGORITHM)
 
+    def _verify_signature(self, token: str) -> AccessClaims:
+        try:
+            payload = jwt.decode(
+                token, self._key, algorithms=[ALGORITHM], options={"require": _REQUIRED}
+            )
+            return AccessClaims.parse(payload)
+        except (jwt.PyJWTError, KeyError, TypeError):
+            raise Unauthorized("invalid or expired token") from None
+
     async def decode_access(self, token: str) -> AccessClaims:
         """Signature, expiry, claims and the revocation of its family; not the user's token
         version.
@@ -128,31 +148,62 @@ class TokenService:
         Raises:
             Unauthorized: anything about the token is wrong.
         """
-        try:
-            payload = jwt.decode(
-                token, self._key, algorithms=[ALGORITHM], options={"require": _REQUIRED}
-            )
-            claims = AccessClaims.parse(payload)
-        except (jwt.PyJWTError, KeyError, TypeError):
-            raise Unauthorized("invalid or expired token") from None
+        claims = self._verify_signature(token)
         if await self._families.is_revoked(claims.session_id):
             raise Unauthorized("token revoked")
         return claims
 
-    async def authenticate(self, token: str) -> tuple[UserRecord, AccessClaims]:
+    async def authenticate(
+        self, token: str, *, cached: bool = False
+    ) -> tuple[UserRecord, AccessClaims]:
         """The user an access token speaks for, once its token version still holds.
+
+        `cached`: answer from what this process read before when it still holds (the
+        websocket's check; the record's name may then be up to the cache's TTL old).
 
         Raises:
             Unauthorized: bad token, revoked token, or the user is gone.
         """
+        if cached and self.verified.usable():
+            epoch = self.verified.epoch
+            user, claims = await self._authenticate_cached(token, epoch)
+            if epoch == self.verified.epoch:
+                return user, claims
+            # A revocation arrived while we read: what we read may predate it; read again.
         claims = await self.decode_access(token)
-        async with self._database.reads() as session:
-            user = await users.get(session, claims.user_id)
+        user = await self._token_holder(claims.user_id)
+        await self._check_version(claims, user)
+        return user, claims
+
+    async def _authenticate_cached(self, token: str, epoch: int) -> tuple[UserRecord, AccessClaims]:
+        claims = self._verify_signature(token)
+        revoked = self.verified.family_revoked(claims.session_id)
+        if revoked is None:
+            revoked = await self._families.is_revoked(claims.session_id)
+            self.verified.remember_family(claims.session_id, revoked, epoch)
+        if revoked:
+            raise Unauthorized("token revoked")
+        user = self.verified.user(claims.user_id)
+        # Another token version than the one kept: a newer token may have been issued
+        # since (after a logout-all whose event is still on its way), so ask again.
+        if user is None or user.token_version != claims.version:
+            user = await self._token_holder(claims.user_id)
+            self.verified.remember_user(user, epoch)
+        await self._check_version(claims, user)
+        return user, claims
+
+    async def _token_holder(self, user_id: str) -> UserRecord:
+        """The user, read without a transaction or the ORM (every connect may ask)."""
+        async with self._database.autocommit.connect() as connection:
+            user = await users.token_holder(connection, user_id)
         if user is None:
             raise Unauthorized("invalid or expired token")
+        return user
+
+    async def _check_version(self, claims: AccessClaims, user: UserRecord) -> None:
+        """The token's version is the user's, or it was carried over the last bump."""
         if claims.version != user.token_version and not await self._carried(claims, user):
             raise Unauthorized("token revoked")
-        return user, claims
 
     async def _carried(self, claims: AccessClaims, user: UserRecord) -> bool:
         carried = await self._kv.get(_CARRY + claims.jti)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from server import control
 from server.auth import bodies
 from server.auth.guard import ACCESS_CLAIMS, CURRENT_USER, Handler, require_user
 from server.auth.revocation import Revocations
@@ -209,6 +210,7 @@ async def patch_me(request: web.Request) -> web.Response:
     user = request[CURRENT_USER]
     if body.name is not None:
         user = await request.app[ACCOUNTS].rename(user, body.name)
+        await control.user_changed(request.app, user.id)
     return json_response(user.to_json())
 
 

@@ -137,6 +137,18 @@ def test_well_formed_values_are_taken(tmp_path) -> None:
     assert settings.public_url == "https://chat.example.com"
 
 
+def test_the_listen_backlog_and_the_token_check_cache_are_settings(tmp_path) -> None:
+    defaults = load_settings({"VAR_DIR": str(tmp_path)})
+    assert defaults.listen_backlog == 1024
+    assert (defaults.auth_cache_ttl, defaults.auth_cache_size) == (30.0, 50_000)
+    given = {"LISTEN_BACKLOG": "4096", "AUTH_CACHE_TTL": "0", "AUTH_CACHE_SIZE": "10"}
+    settings = load_settings({"VAR_DIR": str(tmp_path), **given})
+    assert settings.listen_backlog == 4096
+    assert (settings.auth_cache_ttl, settings.auth_cache_size) == (0.0, 10)
+    with pytest.raises(ConfigError, match="LISTEN_BACKLOG"):
+        load_settings({"VAR_DIR": str(tmp_path), "LISTEN_BACKLOG": "0"})
+
+
 def test_trusted_proxies_are_addresses_and_networks_or_any_and_none_by_default(tmp_path) -> None:
     def trusted(value: str) -> list[str]:
         settings = load_settings({"VAR_DIR": str(tmp_path), "TRUSTED_PROXIES": value})

@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from server.state import PROBE
 from storage import messages
 from storage.db import Database
 from tests.accounts import Account, signup
@@ -153,8 +154,12 @@ async def test_while_redis_is_down_a_reauth_gets_unavailable_and_the_connection_
 ) -> None:
     client = await make_client(redis_url=own_redis.url)
     account = await signup(client)
-    ws = await connect(client, account)
+    ws = await connect(client, account)  # the check kept the user and the sign-in
     own_redis.stop()
+    # Once the bus is known deaf, what the check kept is dropped: it asks Redis again.
+    async with asyncio.timeout(30):
+        while client.app[PROBE].healthy():
+            await asyncio.sleep(0.1)
 
     await ws.send_json({"type": "auth", "token": account.access_token, "id": "again"})
     error = await receive(ws, "error", timeout=30)
