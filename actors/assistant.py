@@ -35,7 +35,9 @@ ASSISTANT = Author.assistant("Assistant")
 class Quotas(Protocol):
     """The daily AI allowance: counted once per prompt, before anything goes upstream."""
 
-    async def try_consume(self, user_id: str) -> bool: ...
+    async def try_consume(self, user_id: str) -> bool:
+        """Count one prompt; False past the allowance. Raises Unavailable: not counted."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

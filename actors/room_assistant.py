@@ -24,7 +24,7 @@ from actors.events import EventKind, RoomEvent, error_frame, frame
 from actors.llm import Prompt
 from actors.ports import MessageStore
 from actors.room_messages import AssistantDeps, CancelGeneration, Post, publish
-from errors import Forbidden, NotFound
+from errors import Forbidden, NotFound, Unavailable
 from storage.bus import Bus
 from storage.messages import Appended, NewMessage, StoredMessage
 from storage.rooms import RoomRecord
@@ -166,7 +166,11 @@ class RoomAssistant:
         assert self._deps is not None  # noqa: S101 - only called when configured
         if len(self._queue) >= self._deps.config.queue_size:
             return "rate_limited", "the assistant is busy in this room; try later"
-        if not await self._deps.quotas.try_consume(author_id):
+        try:
+            granted = await self._deps.quotas.try_consume(author_id)
+        except Unavailable:  # never granted blind: refused, the message itself is stored
+            return "unavailable", "the assistant cannot check your allowance now; try again"
+        if not granted:
             return "quota_exceeded", "your plan's daily AI allowance is used up"
         self._queue.append(Job(self.room_id, seq, author_id))
         return None

@@ -68,6 +68,7 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     app[REVOCATIONS].route_through(None)
     stop_closing_revoked()
     await hub.close()
+    await app[QUOTAS].close()  # the prompts granted last are written to usage_counters
     await llm.close()
 
 

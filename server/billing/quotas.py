@@ -1,9 +1,17 @@
 """The daily AI prompt allowance: a counter per user per UTC day on the key-value store.
 
 A user's allowance is that of their best plan among the teams they belong to (one pro team
-makes its members pro users), looked up on every call so that a plan change takes effect
-at once. The count lives under a key per user and UTC day that expires a little after the
-day ends, so nothing needs resetting.
+makes its members pro users). A prompt is granted on the plan looked up at most
+`PLAN_KEPT` seconds ago, and refused only on a plan looked up now: an upgrade takes effect
+at once, a downgrade within seconds, and a granted prompt costs no database read. The
+count lives under a key per user and UTC day that expires a little after the day ends, so
+nothing needs resetting.
+
+The key-value store is fast but may forget (the in-memory default, with its instance):
+every granted prompt is also added to the user's `usage_counters` row, in batches a
+moment later, and the day's first prompt of a user on an instance starts a counter that
+is missing from that row. A store (or database) that cannot be reached refuses the
+prompt as `Unavailable`: never granted blind.
 
 Refused calls are not counted: a refusal increments a second counter, and the prompts
 used are the calls minus the refusals. A call is allowed only if its position among the
@@ -14,20 +22,30 @@ granted more than the allowance (at worst one is refused that a serial order wou
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 from typing import Any
 
 from server.billing.plans import PlanId, best_plan, daily_allowance, effective_plan
 from server.config import PlanLimits
-from storage import subscriptions
-from storage.db import Database
+from storage import subscriptions, usage
+from storage.db import Database, unavailable_when_down
 from storage.kv import KeyValue
 from storage.timestamps import rfc3339
 
+logger = logging.getLogger(__name__)
+
 # Keys outlive their day by this much, so a clock a little behind still finds them.
 EXPIRY_MARGIN = timedelta(hours=1)
+#: Seconds a user's plan is trusted to grant their prompts without a database read.
+PLAN_KEPT = 10.0
+#: Seconds granted prompts wait to be written to `usage_counters`, together.
+SAVE_AFTER = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +86,10 @@ class Quotas:
         self._database = database
         self._limits = limits
         self._clock = clock
+        self._plans: dict[str, tuple[PlanId, float]] = {}  # user -> plan, monotonic time read
+        self._started: tuple[date, set[str]] = (date.min, set())  # users counted today here
+        self._unsaved: Counter[tuple[str, date]] = Counter()
+        self._saver: asyncio.Task[None] | None = None
 
     async def plan_of(self, user_id: str) -> PlanId:
         """The best plan in force among the user's teams."""
@@ -79,15 +101,87 @@ class Quotas:
         )
 
     async def try_consume(self, user_id: str) -> bool:
-        """Count one prompt for the user today; False (and nothing counted) past the allowance."""
-        allowance = daily_allowance(await self.plan_of(user_id), self._limits)
+        """Count one prompt for the user today; False (and nothing counted) past the allowance.
+
+        Raises:
+            Unavailable: the counter or the database cannot be reached.
+        """
+        plan, fresh = await self._plan_for_prompt(user_id)
+        day = self._clock().astimezone(UTC).date()
         calls, refusals, ttl = self._keys(user_id)
+        await self._start_counter(user_id, day, calls, ttl)
         refused_before = int(await self._kv.get(refusals) or 0)
-        position = await self._kv.incr(calls, ttl)
-        if position - refused_before <= allowance:
+        position = await self._kv.incr(calls, ttl) - refused_before
+        granted = position <= daily_allowance(plan, self._limits)
+        if not granted and not fresh:  # an upgrade counts at once
+            plan = await self._fresh_plan(user_id)
+            granted = position <= daily_allowance(plan, self._limits)
+        if granted:
+            self._save_later(user_id, day)
             return True
         await self._kv.incr(refusals, ttl)
         return False
+
+    async def close(self) -> None:
+        """Write what is still unsaved (at shut-down)."""
+        if self._saver is not None:
+            self._saver.cancel()
+            await asyncio.wait([self._saver])
+            self._saver = None
+        await self._save(retry=False)
+
+    async def _plan_for_prompt(self, user_id: str) -> tuple[PlanId, bool]:
+        """The user's plan as read at most PLAN_KEPT seconds ago; and whether read now."""
+        kept = self._plans.get(user_id)
+        if kept is not None and monotonic() - kept[1] < PLAN_KEPT:
+            return kept[0], False
+        return await self._fresh_plan(user_id), True
+
+    async def _fresh_plan(self, user_id: str) -> PlanId:
+        with unavailable_when_down():
+            plan = await self.plan_of(user_id)
+        if len(self._plans) > 100_000:
+            self._plans.clear()
+        self._plans[user_id] = (plan, monotonic())
+        return plan
+
+    async def _start_counter(self, user_id: str, day: date, calls: str, ttl: float) -> None:
+        """The day's first prompt here: a counter the store lost starts from the database."""
+        started_day, started = self._started
+        if started_day != day:
+            self._started = started_day, started = day, set()
+        if user_id in started:
+            return
+        if await self._kv.get(calls) is None:
+            with unavailable_when_down():
+                async with self._database.reads() as session:
+                    recorded = await usage.prompts_on(session, user_id, day)
+            if recorded:
+                await self._kv.set_if_absent(calls, b"%d" % recorded, ttl)
+        started.add(user_id)
+
+    def _save_later(self, user_id: str, day: date) -> None:
+        self._unsaved[(user_id, day)] += 1
+        if self._saver is None:
+            self._saver = asyncio.create_task(self._save_soon(), name="quotas: usage_counters")
+
+    async def _save_soon(self) -> None:
+        await asyncio.sleep(SAVE_AFTER)
+        self._saver = None
+        await self._save()
+
+    async def _save(self, *, retry: bool = True) -> None:
+        counts, self._unsaved = self._unsaved, Counter()
+        if not counts:
+            return
+        try:
+            async with self._database.sessions.begin() as session:
+                await usage.add_prompts(session, counts)
+        except Exception as exc:  # noqa: BLE001 - a writer of its own: the counts wait
+            logger.warning("usage_counters: saving %d counts failed: %r", len(counts), exc)
+            self._unsaved.update(counts)
+            if retry and self._saver is None:
+                self._saver = asyncio.create_task(self._save_soon(), name="quotas: usage_counters")
 
     async def used_today(self, user_id: str) -> int:
         """Prompts granted to the user since the start of the UTC day."""
