@@ -69,8 +69,11 @@ class RedisPresence:
         mapping = {f"{user_id}:{self._instance}": f"{expires} {name}" for user_id, name in members}
         if mapping:
             key = self._key_of(room_id)
-            await self._redis.hset(key, mapping=mapping)  # type: ignore[arg-type,unused-ignore]
-            await self._redis.expire(key, int(self._ttl * 4))
+            # One round trip: the room's writer holds a pooled connection the shortest time.
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type,unused-ignore]
+            pipe.expire(key, int(self._ttl * 4))
+            await pipe.execute()
 
     async def remove(self, room_id: str, *user_ids: str) -> None:
         fields = [f"{user_id}:{self._instance}" for user_id in user_ids]
