@@ -95,6 +95,25 @@ class Actor(Generic[M]):
         mailbox_size: how many messages may wait before `tell` raises `MailboxFull`.
     """
 
+    # Slotted (subclasses may add their own): one session actor per connection, so no
+    # per-instance dict for each of thousands of idle sessions.
+    __slots__ = (
+        "name",
+        "mailbox_size",
+        "restarts",
+        "started_at",
+        "parent",
+        "_inbox",
+        "_stop_marker_queued",
+        "_state",
+        "_task",
+        "_starting",
+        "_current",
+        "_crash",
+        "_stopped",
+        "_is_stopped",
+    )
+
     #: Run the task only while messages wait. An actor that mostly waits (one per
     #: connection, say) then costs no task, coroutine or future while idle; the next
     #: message starts a fresh task. `on_start` still runs once per run, before its first

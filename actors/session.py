@@ -74,6 +74,23 @@ class SessionActor(Actor[Request | TeamLeft]):
 
     on_demand = True
 
+    __slots__ = (
+        "session_id",
+        "user",
+        "token_expires_at",
+        "family_id",
+        "outbound",
+        "joined",
+        "access",
+        "_rooms",
+        "_directory",
+        "_verify",
+        "_close",
+        "_limits",
+        "_tells",
+        "_on_joined",
+    )
+
     def __init__(
         self,
         session_id: str,

@@ -136,6 +136,24 @@ HEARTBEAT_KEY = web.AppKey("ws heartbeat", Heartbeat)
 ADMISSION_KEY = web.AppKey("ws admission", Admission)
 
 
+def _drop_http_parser(ws: web.WebSocketResponse) -> None:
+    """Let go of aiohttp's HTTP request parser once the socket speaks websocket.
+
+    After the upgrade every byte goes to the websocket reader, and aiohttp's own code
+    already reads the HTTP parser as optional (it drops it when the connection is lost);
+    dropping it now saves most of a kilobyte per open connection. Nothing happens unless
+    the protocol object looks as expected (the reader installed, the parser present).
+    """
+    request = getattr(ws, "_req", None)  # aiohttp keeps the prepared request here
+    protocol = getattr(request, "protocol", None)
+    if (
+        protocol is not None
+        and getattr(protocol, "_payload_parser", None) is not None
+        and getattr(protocol, "_parser", None) is not None
+    ):
+        protocol._parser = None  # noqa: SLF001
+
+
 async def cancel_and_wait(task: asyncio.Task[None]) -> None:
     """Cancel `task` and wait until it has ended; whatever else it raised is raised here.
 
@@ -151,7 +169,25 @@ async def cancel_and_wait(task: asyncio.Task[None]) -> None:
 
 
 class Connection:
-    """One authenticated websocket: read loop, writer task, and the way to close."""
+    """One authenticated websocket: read loop, writer task, and the way to close.
+
+    Slotted, as every idle connection holds one: no per-instance dict.
+    """
+
+    __slots__ = (
+        "ws",
+        "hub",
+        "bucket",
+        "heartbeat",
+        "metrics",
+        "seen",
+        "pinged",
+        "_session",
+        "_writer",
+        "_closing",
+        "_reading",
+        "_read_over",
+    )
 
     def __init__(
         self,
@@ -168,6 +204,7 @@ class Connection:
         self.metrics = metrics
         self.seen = heartbeat.round  # the round of the last frame received
         self.pinged: int | None = None  # the round of a ping not answered yet
+        self._session: SessionActor | None = None  # set by `serve`
         self._writer: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
         self._reading = True
@@ -237,6 +274,7 @@ class Connection:
         self._start_writer_on_backlog(session)
         self.heartbeat.connections.add(self)
         ws = self.ws
+        _drop_http_parser(ws)
         try:
             while not ws.closed:
                 message = await ws.receive()
@@ -250,15 +288,17 @@ class Connection:
 
     def _start_writer_on_backlog(self, session: SessionActor) -> None:
         """Start the writer only when a frame has to wait: most sessions never need one
-        (their frames go straight into the socket), which keeps idle sessions small."""
-
-        def start_writer() -> None:
-            if self._writer is None:
-                self._writer = asyncio.create_task(self.write(session), name=session.name)
-
-        session.outbound.on_backlog = start_writer
+        (their frames go straight into the socket), which keeps idle sessions small. The
+        hook is a bound method, not a closure: no function and cells per connection."""
+        self._session = session
+        session.outbound.on_backlog = self._start_writer
         if len(session.outbound):
-            start_writer()
+            self._start_writer()
+
+    def _start_writer(self) -> None:
+        session = self._session
+        if self._writer is None and session is not None:
+            self._writer = asyncio.create_task(self.write(session), name=session.name)
 
     def _received_text(self, session: SessionActor, text: str) -> None:
         """A text frame: within the rate, to the session; dropped once closing."""

@@ -1,0 +1,36 @@
+"""What an idle joined connection holds: no HTTP parser, no writer task, no per-instance dicts;
+and it still talks both ways."""
+
+from __future__ import annotations
+
+from server.state import HUB
+from server.ws import HEARTBEAT_KEY, Connection
+from tests.server.ws.helpers import connect, join, receive, shared_room
+
+
+async def test_an_idle_joined_connection_holds_only_what_it_needs_and_still_talks(
+    make_client, database
+):
+    client = await make_client()
+    setup = await shared_room(client, database, 2)
+    alice, bob = setup.accounts
+    ws = await connect(client, alice)
+    await join(ws, setup.room_id)
+    (connection,) = client.app[HEARTBEAT_KEY].connections
+    assert isinstance(connection, Connection)
+    (session,) = client.app[HUB].sessions_of(alice.id)
+
+    protocol = connection.ws._req.protocol  # type: ignore[union-attr]
+    assert protocol._parser is None  # the HTTP parser is let go after the upgrade
+    assert connection._writer is None  # frames go straight into the socket
+    assert not hasattr(connection, "__dict__")
+    assert not hasattr(session, "__dict__")
+
+    other = await connect(client, bob)
+    await join(other, setup.room_id)
+    await other.send_json({"type": "send", "room": setup.room_id, "body": "still there?"})
+    assert (await receive(ws, "message"))["body"] == "still there?"
+    await ws.send_json({"type": "ping", "id": "p"})
+    assert await receive(ws, "pong") == {"type": "pong", "re": "p"}
+    await other.close()
+    await ws.close()
