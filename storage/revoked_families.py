@@ -45,8 +45,8 @@ class RevokedFamilies:
         cached = await self._kv.get(key)
         if cached is not None:
             return cached == REVOKED
-        async with self._database.reads() as session:
-            revoked = await tokens.family_revoked(session, family_id)
+        async with self._database.autocommit.connect() as connection:
+            revoked = await tokens.family_revoked(connection, family_id)
         if revoked:
             await self._kv.set(key, REVOKED, ttl=self._revoked_ttl)
             return True

@@ -10,8 +10,8 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, exists, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, delete, exists, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.models import RefreshToken
 
@@ -100,16 +100,20 @@ async def revoke_user(
     await session.execute(statement.values(revoked_at=now))
 
 
-async def family_revoked(session: AsyncSession, family_id: str) -> bool:
+_TOKENS = RefreshToken.__table__.c
+_FAMILY_REVOKED = select(
+    exists().where(_TOKENS.family_id == bindparam("family_id"), _TOKENS.revoked_at.is_not(None))
+)
+
+
+async def family_revoked(connection: AsyncConnection, family_id: str) -> bool:
     """Whether the family was revoked (logout, reuse, logout-all, password change).
 
     One revoked token is enough: `revoke_family` marks them all, but a token added by a
-    rotation that committed while the revocation ran can escape its UPDATE.
+    rotation that committed while the revocation ran can escape its UPDATE. A Core select
+    on a plain (autocommit) connection: access token checks read it on every cache miss.
     """
-    revoked = exists().where(
-        RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_not(None)
-    )
-    result = await session.execute(select(revoked))
+    result = await connection.execute(_FAMILY_REVOKED, {"family_id": family_id})
     return bool(result.scalar())
 
 

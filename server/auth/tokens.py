@@ -176,7 +176,10 @@ class TokenService:
         return user, claims
 
     async def _authenticate_cached(self, token: str, epoch: int) -> tuple[UserRecord, AccessClaims]:
-        claims = self._verify_signature(token)
+        claims = self.verified.signed(token)
+        if claims is None:
+            claims = self._verify_signature(token)
+            self.verified.remember_signed(token, claims)
         revoked = self.verified.family_revoked(claims.session_id)
         if revoked is None:
             revoked = await self._families.is_revoked(claims.session_id)

@@ -2,8 +2,8 @@
 
 A reconnect storm checks the same few tokens many times, so the answers the check reads
 (the user's record and token version from the database, whether the token's sign-in was
-revoked from the key-value store and the database) are kept here for `ttl` seconds, at
-most `max_entries` of each.
+revoked from the key-value store and the database, and the claims of a token whose
+signature was verified) are kept here for `ttl` seconds, at most `max_entries` of each.
 
 A cache must never grant what the database has taken away. Every revocation reaches
 `forget` on every instance through the control stream (server/control.py), synchronously
@@ -22,10 +22,13 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from server.auth.revocation import Revoked
 from storage.users import UserRecord
+
+if TYPE_CHECKING:
+    from server.auth.tokens import AccessClaims
 
 V = TypeVar("V")
 
@@ -80,6 +83,7 @@ class VerifiedCache:
         self._revoked_ttl = revoked_ttl
         self._users: _Expiring[UserRecord] = _Expiring(max_entries, clock)
         self._families: _Expiring[bool] = _Expiring(max_entries, clock)
+        self._signed: _Expiring[AccessClaims] = _Expiring(max_entries, clock)
         self._max = max_entries
         self._clock = clock
         self._healthy: Callable[[], bool] = lambda: True
@@ -105,6 +109,17 @@ class VerifiedCache:
     @property
     def enabled(self) -> bool:
         return self._ttl > 0 and self._healthy()
+
+    def signed(self, token: str) -> AccessClaims | None:
+        """The claims of a token whose signature was verified here, until it expires."""
+        return self._signed.get(token)
+
+    def remember_signed(self, token: str, claims: AccessClaims) -> None:
+        """Keep a verified token's claims (only the same string, byte for byte, finds them:
+        a signature says nothing of another payload) no later than its expiry."""
+        ttl = min(self._ttl, claims.expires_at - time.time())
+        if ttl > 0:
+            self._signed.put(token, claims, ttl)
 
     def user(self, user_id: str) -> UserRecord | None:
         return self._users.get(user_id)

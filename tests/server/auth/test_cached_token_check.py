@@ -3,6 +3,7 @@ revocation it heard."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -10,6 +11,7 @@ from sqlalchemy import update
 
 from errors import Unauthorized
 from server.auth.revocation import Revoked
+from server.auth.tokens import AccessClaims
 from server.auth.verified import VerifiedCache
 from server.state import TOKENS
 from server.ws import verify_token
@@ -64,6 +66,18 @@ def test_entries_expire_after_the_ttl_and_are_bounded_in_number() -> None:
     clock.now = 31
     assert cache.user("u3") is None
     assert cache.sizes() == (1, 0)
+
+
+def test_verified_claims_are_kept_for_that_exact_token_and_never_past_its_expiry() -> None:
+    clock = Clock()
+    cache = VerifiedCache(ttl=30, revoked_ttl=900, max_entries=10, clock=clock)
+    now = int(time.time())
+    claims = AccessClaims("u1", "jti", 0, now, now + 5, "family")
+    cache.remember_signed("header.payload.signature", claims)
+    assert cache.signed("header.payload.signature") == claims
+    assert cache.signed("header.other-payload.signature") is None
+    clock.now = 6
+    assert cache.signed("header.payload.signature") is None
 
 
 def test_a_ttl_of_zero_keeps_nothing() -> None:
