@@ -66,7 +66,7 @@ class _Expiring(Generic[V]):
 
 class VerifiedCache:
     """Users and sign-in revocations as the token check last read them, invalidated by
-    revocations (`forget`)."""
+    revocations (`forget`); and the claims of tokens whose signature it verified."""
 
     def __init__(
         self,
@@ -100,8 +100,8 @@ class VerifiedCache:
             return False
         if self._healthy():
             return True
+        self.epoch += 1  # and a check that read before keeps nothing
         if len(self._users) or len(self._families):
-            self.epoch += 1
             self._users = _Expiring(self._max, self._clock)
             self._families = _Expiring(self._max, self._clock)
         return False
