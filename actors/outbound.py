@@ -27,14 +27,30 @@ class _Pending:
 
 
 class OutboundQueue:
-    """Frames waiting for the socket, with soft and hard limits in bytes."""
+    """Frames waiting for the socket, with soft and hard limits in bytes.
+
+    Every connection has one, mostly empty: slotted, and its list made by the first frame
+    that has to wait.
+    """
+
+    __slots__ = (
+        "soft_limit",
+        "hard_limit",
+        "_frames",
+        "_bytes",
+        "_ready",
+        "on_backlog",
+        "writing",
+        "overflowed",
+        "closed",
+    )
 
     def __init__(self, *, soft_limit: int = 256 * 1024, hard_limit: int = 1024 * 1024) -> None:
         self.soft_limit = soft_limit
         self.hard_limit = hard_limit
-        # A list, not a deque: frames are only appended and taken all at once, and an
-        # idle session should cost as little memory as possible.
-        self._frames: list[_Pending] = []
+        # A list, not a deque: frames are only appended and taken all at once. None while
+        # nothing waits, which is most of an idle session's life.
+        self._frames: list[_Pending] | None = None
         self._bytes = 0
         self._ready: asyncio.Event | None = None  # made by the writer's first take()
         self.on_backlog: Callable[[], None] | None = None  # first frame queued: start a writer
@@ -43,7 +59,7 @@ class OutboundQueue:
         self.closed = False
 
     def __len__(self) -> int:
-        return len(self._frames)
+        return len(self._frames) if self._frames is not None else 0
 
     def put(self, frame: bytes, kind: str = "", gen: str | None = None) -> bool:
         """Queue `frame` (of kind `kind`, an `EventKind`); False when the queue is closed or
@@ -69,6 +85,8 @@ class OutboundQueue:
             return True
         if not self._frames and self.on_backlog is not None:
             self.on_backlog()
+        if self._frames is None:
+            self._frames = []
         self._frames.append(_Pending(frame, kind, gen, mergeable))
         self._bytes += len(frame)
         if self._bytes > self.hard_limit:
@@ -97,7 +115,7 @@ class OutboundQueue:
     def close(self) -> None:
         """Drop what is queued and wake the writer so it sees `closed`."""
         self.closed = True
-        self._frames.clear()
+        self._frames = None
         self._bytes = 0
         if self._ready is not None:
             self._ready.set()
@@ -112,6 +130,6 @@ class OutboundQueue:
             self._ready.clear()
             await self._ready.wait()
         frames = [pending.frame for pending in self._frames]
-        self._frames = []
+        self._frames = None
         self._bytes = 0
         return frames

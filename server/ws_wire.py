@@ -40,6 +40,8 @@ class SocketOutbound(OutboundQueue):
     drains the queue with backpressure.
     """
 
+    __slots__ = ("_transport",)
+
     _cached: tuple[bytes, bytes] = (b"", b"")
     _cached_batch: tuple[Sequence[RoomEvent], bytes] = ((), b"")
 

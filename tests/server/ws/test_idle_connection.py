@@ -25,6 +25,8 @@ async def test_an_idle_joined_connection_holds_only_what_it_needs_and_still_talk
     assert connection._writer is None  # frames go straight into the socket
     assert not hasattr(connection, "__dict__")
     assert not hasattr(session, "__dict__")
+    assert not hasattr(session.outbound, "__dict__")
+    assert len(session.outbound) == 0
 
     other = await connect(client, bob)
     await join(other, setup.room_id)
