@@ -40,6 +40,45 @@ class Quotas(Protocol):
         ...
 
 
+class AssistantObserver(Protocol):
+    """What the assistant tells the operator's metrics (the server wires Prometheus in).
+
+    Times are seconds on the event loop's clock.
+    """
+
+    def queued(self, depth: int) -> None:
+        """A prompt joined its room's queue, which now holds `depth` prompts."""
+
+    def first_token(self, model: str, *, since_commit: float, since_request: float) -> None:
+        """A generation's first text: after its prompt was committed, and its request sent."""
+
+    def finished(
+        self, model: str, finish: str, usage: Usage | None, tokens_per_second: float | None
+    ) -> None:
+        """A generation ended with an answer (`finish` as stored: stop, length, cancelled...)."""
+
+    def failed(self, model: str, code: str) -> None:
+        """A generation ended with `ai.error` `code`."""
+
+
+class NoObserver:
+    """Tells nobody: for tests and instances without metrics."""
+
+    def queued(self, depth: int) -> None:
+        pass
+
+    def first_token(self, model: str, *, since_commit: float, since_request: float) -> None:
+        pass
+
+    def finished(
+        self, model: str, finish: str, usage: Usage | None, tokens_per_second: float | None
+    ) -> None:
+        pass
+
+    def failed(self, model: str, code: str) -> None:
+        pass
+
+
 @dataclass(frozen=True, slots=True)
 class AssistantConfig:
     context_tokens: int = 8000
@@ -100,6 +139,7 @@ class Job:
     prompt_seq: int
     prompter_id: str
     gen_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    committed_at: float | None = None  # loop time its prompt was committed and queued
 
 
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
@@ -133,9 +173,18 @@ class Run:
     """One generation: stream, announce, store. `cancel()` stops it within one chunk."""
 
     def __init__(
-        self, job: Job, *, llm: LLM, load: LoadContext, store: Store, publish: Publish
+        self,
+        job: Job,
+        *,
+        llm: LLM,
+        load: LoadContext,
+        store: Store,
+        publish: Publish,
+        observer: AssistantObserver | None = None,
     ) -> None:
         self.job = job
+        self._observer = observer or NoObserver()
+        self._first_at: float | None = None  # loop time of the first text
         self._llm = llm
         self._load = load
         self._store = store
@@ -179,14 +228,17 @@ class Run:
             await self._wait_stream()
             await self._finish_stored()
         except LLMError as exc:
+            self._observer.failed(self._llm.model, exc.code)
             await self._publish(self._event(EventKind.AI_ERROR, code=exc.code, message=str(exc)))
         except asyncio.CancelledError:
+            self._observer.failed(self._llm.model, "interrupted")
             await self._publish(
                 self._event(EventKind.AI_ERROR, code="interrupted", message="stopped")
             )
             raise
         except Exception:  # noqa: BLE001 - an `ai.start` is always followed by its end
             logger.exception("generation %s in room %s failed", job.gen_id, job.room_id)
+            self._observer.failed(self._llm.model, "internal")
             await self._publish(
                 self._event(EventKind.AI_ERROR, code="internal", message="internal")
             )
@@ -205,9 +257,13 @@ class Run:
     async def _consume(self, prompt: Prompt) -> str:
         index = 0
         storable = StorableText()
+        loop = asyncio.get_running_loop()
+        requested_at = loop.time()
         async with contextlib.aclosing(self._llm.stream(prompt)) as stream:
             async for chunk in stream:
                 text = storable.feed(chunk.text)
+                if text and self._first_at is None:
+                    self._first_text(requested_at)
                 if text:
                     self._parts.append(text)
                     await self._publish(self._event(EventKind.AI_DELTA, i=index, text=text))
@@ -220,7 +276,26 @@ class Run:
                     break
         return "".join(self._parts)
 
+    def _first_text(self, requested_at: float) -> None:
+        self._first_at = now = asyncio.get_running_loop().time()
+        committed_at = self.job.committed_at if self.job.committed_at is not None else now
+        self._observer.first_token(
+            self._llm.model, since_commit=now - committed_at, since_request=now - requested_at
+        )
+
+    def _tokens_per_second(self) -> float | None:
+        """Output tokens (the provider's count, else chunks) per second after the first."""
+        if self._first_at is None:
+            return None
+        elapsed = asyncio.get_running_loop().time() - self._first_at
+        output = self._usage.output_tokens if self._usage is not None else None
+        count = output if output is not None else len(self._parts)
+        return count / elapsed if elapsed > 0 and count > 1 else None
+
     async def _finish_stored(self) -> None:
+        self._observer.finished(
+            self._llm.model, self._finish, self._usage, self._tokens_per_second()
+        )
         usage = self._usage or Usage(None, None)
         generation = Generation(
             self.job.gen_id,

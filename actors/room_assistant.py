@@ -172,7 +172,9 @@ class RoomAssistant:
             return "unavailable", "the assistant cannot check your allowance now; try again"
         if not granted:
             return "quota_exceeded", "your plan's daily AI allowance is used up"
-        self._queue.append(Job(self.room_id, seq, author_id))
+        now = asyncio.get_running_loop().time()
+        self._queue.append(Job(self.room_id, seq, author_id, committed_at=now))
+        self._deps.observer.queued(len(self._queue))
         return None
 
     def done(self, gen_id: str) -> Actions:
@@ -203,6 +205,7 @@ class RoomAssistant:
             load=self._load_context,
             store=self._store_answer,
             publish=lambda payload: publish(self._bus, self.room_id, RoomEvent.of(payload)),
+            observer=self._deps.observer,
         )
         return self._running
 

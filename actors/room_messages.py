@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.actor import reject, resolve
-from actors.assistant import AssistantConfig, Quotas
+from actors.assistant import AssistantConfig, AssistantObserver, NoObserver, Quotas
 from actors.events import RoomEvent
 from actors.llm import LLM
 from actors.outbound import OutboundQueue
@@ -140,6 +140,7 @@ class AssistantDeps:
     llm: LLM
     quotas: Quotas
     config: AssistantConfig = AssistantConfig()
+    observer: AssistantObserver = NoObserver()
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,8 @@ from server.admission import RefusalCause
 #: Seconds from upgrade to `ready`, and from `join` to `joined`: a storm's p99 lives in
 #: the upper buckets, a quiet server's in the first.
 _WS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: Seconds to an answer's first text: a fast model's first token is in the first buckets.
+_AI_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 class Metrics:
@@ -56,6 +58,7 @@ class Metrics:
         )
 
         self._websockets()
+        self._assistant()
         # CPU seconds, resident memory, open files of this process (Linux /proc).
         ProcessCollector(registry=self.registry)
 
@@ -109,6 +112,53 @@ class Metrics:
         self.ws_resumes = Counter(
             "roomcast_ws_joins_since",
             "Joins with since: clients resuming a room after a reconnect",
+            registry=self.registry,
+        )
+
+    def _assistant(self) -> None:
+        """The assistant: a label per model, finish reason or error code, never per room."""
+        self.ai_first_token = Histogram(
+            "roomcast_ai_first_token_seconds",
+            "Time to a generation's first text, from its prompt's commit (since=commit) or "
+            "from its upstream request (since=request)",
+            ["model", "since"],
+            buckets=_AI_BUCKETS,
+            registry=self.registry,
+        )
+        self.ai_tokens_per_second = Histogram(
+            "roomcast_ai_tokens_per_second",
+            "Output tokens per second of a generation after its first text",
+            ["model"],
+            buckets=(5, 10, 20, 35, 50, 75, 100, 150, 250, 500, 1000),
+            registry=self.registry,
+        )
+        self.ai_tokens = Counter(
+            "roomcast_ai_tokens",
+            "Tokens the provider counted, by model and direction (input, output)",
+            ["model", "direction"],
+            registry=self.registry,
+        )
+        self.ai_generations = Counter(
+            "roomcast_ai_generations",
+            "Generations ended with an answer, by model and finish reason",
+            ["model", "finish"],
+            registry=self.registry,
+        )
+        self.ai_errors = Counter(
+            "roomcast_ai_errors",
+            "Generations ended with ai.error, by model and code",
+            ["model", "code"],
+            registry=self.registry,
+        )
+        self.ai_breaker_state = Gauge(
+            "roomcast_ai_breaker_state",
+            "The model provider's circuit breaker: 0 closed, 1 half-open, 2 open",
+            registry=self.registry,
+        )
+        self.ai_queue_depth = Histogram(
+            "roomcast_ai_queue_depth",
+            "Prompts in a room's queue when a prompt joins it (itself included)",
+            buckets=(1, 2, 3, 4, 6, 8, 16, 32),
             registry=self.registry,
         )
 

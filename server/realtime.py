@@ -20,6 +20,7 @@ from server.http import shapes
 from server.http.json import json_response
 from server.http.operation import answers
 from server.llm.factory import build_llm
+from server.llm.metrics import PrometheusObserver, watch_breaker
 from server.llm.resilience import ResilientLLM
 from server.probe import Probe
 from server.state import (
@@ -84,6 +85,7 @@ async def _start_llm(app: web.Application) -> ResilientLLM:
     llm = build_llm(app[SETTINGS])
     await llm.warm_up()
     app[LLM_KEY] = llm
+    watch_breaker(app[METRICS], llm)
     return llm
 
 
@@ -112,7 +114,7 @@ def _new_hub(app: web.Application, llm: ResilientLLM, probe: Probe | None) -> Hu
             interrupt_after=settings.ai_interrupt_after,
         ),
         fault=app.get(FAULTS),
-        assistant=AssistantDeps(llm, app[QUOTAS], assistant),
+        assistant=AssistantDeps(llm, app[QUOTAS], assistant, PrometheusObserver(metrics)),
         presence=app[PRESENCE],
         bus_ready=probe.healthy if probe is not None else lambda: True,
         on_crash=lambda name, exc: metrics.actor_crashes.labels(name.split(":")[0]).inc(),

@@ -115,9 +115,8 @@ class Room:
         self.llm = Recording()
         self.record = record
         self.author = author
-        deps = AssistantDeps(
-            self.llm, Quotas(MemoryKeyValue(), database, PlanLimits()), AssistantConfig()
-        )
+        self.quotas = Quotas(MemoryKeyValue(), database, PlanLimits())
+        deps = AssistantDeps(self.llm, self.quotas, AssistantConfig())
         self.actor = RoomActor(
             record.id, store=self.store, bus=MemoryBus(), presence=MemoryPresence(), assistant=deps
         )
@@ -148,6 +147,7 @@ async def room(database: Database) -> AsyncIterator[Room]:
     room.actor.start()
     yield room
     await room.actor.stop()
+    await room.quotas.close()
 
 
 def user_texts(prompt: Prompt) -> list[str]:
