@@ -53,6 +53,7 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     """The realtime core for the app's life: the model, the hub and its actors, revocations
     and control events routed into the hub, and (across instances) the bus probe."""
     llm = await _start_llm(app)
+    await app[QUOTAS].warm_up()
     probe = _bus_probe(app)
     hub = app[HUB] = _new_hub(app, llm, probe)
     stop_closing_revoked = _close_revoked_sessions(app, hub)
@@ -103,7 +104,8 @@ def _new_hub(app: web.Application, llm: ResilientLLM, probe: Probe | None) -> Hu
     )
     return Hub(
         store=SqlMessageStore(database, RoomListCache(app[CACHE])),
-        directory=SqlRoomDirectory(database),
+        # Kept room access is trusted only while the control stream is heard.
+        directory=SqlRoomDirectory(database, trusted=probe.healthy if probe else lambda: True),
         bus=app[BUS],
         verify=verify,
         config=HubConfig(

@@ -31,6 +31,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
 from typing import Any
 
+from errors import Unavailable
 from server.billing.plans import PlanId, best_plan, daily_allowance, effective_plan
 from server.config import PlanLimits
 from storage import subscriptions, usage
@@ -121,6 +122,18 @@ class Quotas:
             return True
         await self._kv.incr(refusals, ttl)
         return False
+
+    async def warm_up(self) -> None:
+        """Run the queries of a day's first prompt once (at start-up), for nobody: their
+        statements are compiled and prepared then, not on the first prompts."""
+        day = self._clock().astimezone(UTC).date()
+        try:
+            with unavailable_when_down():
+                await self.plan_of("")
+                async with self._database.reads() as session:
+                    await usage.prompts_on(session, "", day)
+        except Unavailable as exc:  # only a head start: the first prompts do it instead
+            logger.warning("quotas: warm-up skipped: %s", exc)
 
     async def close(self) -> None:
         """Write what is still unsaved (at shut-down)."""

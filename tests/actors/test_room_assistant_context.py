@@ -13,26 +13,30 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from actors.assistant import AssistantConfig
 from actors.assistant_memory import ContextMemory, Remembered
 from actors.events import RoomEvent
 from actors.llm import Chunk, Prompt, Turn
+from actors.ports import UserRef
 from actors.room import RoomActor
-from actors.room_messages import AssistantDeps, FromBus, Post
+from actors.room_messages import AssistantDeps, Enter, FromBus, Member, Post
 from server.billing.quotas import Quotas
 from server.config import PlanLimits
 from storage import rooms
 from storage.bus import MemoryBus
 from storage.cache import Cache
 from storage.db import Database
-from storage.kv import MemoryKeyValue
+from storage.kv import KeyValue, MemoryKeyValue, RedisKeyValue
 from storage.message_store import SqlMessageStore
 from storage.messages import Appended, Author, NewMessage, StoredMessage, append_many
 from storage.presence import MemoryPresence
 from storage.room_lists import RoomListCache
 from storage.rooms import RoomRecord
 from tests import seed
+from tests.actors.test_room_tasks import Collected
+from tests.services import RedisServer
 
 
 def stored(seq: int, body: str, author: Author | None = None) -> StoredMessage:
@@ -110,12 +114,14 @@ class Counting(SqlMessageStore):
 
 
 class Room:
-    def __init__(self, database: Database, record: RoomRecord, author: Author) -> None:
+    def __init__(
+        self, database: Database, record: RoomRecord, author: Author, kv: KeyValue | None = None
+    ) -> None:
         self.store = Counting(database)
         self.llm = Recording()
         self.record = record
         self.author = author
-        self.quotas = Quotas(MemoryKeyValue(), database, PlanLimits())
+        self.quotas = Quotas(kv or MemoryKeyValue(), database, PlanLimits())
         deps = AssistantDeps(self.llm, self.quotas, AssistantConfig())
         self.actor = RoomActor(
             record.id, store=self.store, bus=MemoryBus(), presence=MemoryPresence(), assistant=deps
@@ -132,8 +138,7 @@ class Room:
         return self.llm.prompts[-1]
 
 
-@pytest.fixture
-async def room(database: Database) -> AsyncIterator[Room]:
+async def a_room(database: Database, kv: KeyValue | None = None) -> Room:
     """A room in `mention` mode with a system prompt and two messages before it starts."""
     ada, _, record = await seed.user_team_room(database)
     async with database.sessions.begin() as session:
@@ -143,8 +148,14 @@ async def room(database: Database) -> AsyncIterator[Room]:
     assert changed is not None
     author = Author.user(ada.id, ada.name)
     await seed.messages(database, record.id, author, 2)
-    room = Room(database, changed, author)
+    room = Room(database, changed, author, kv)
     room.actor.start()
+    return room
+
+
+@pytest.fixture
+async def room(database: Database) -> AsyncIterator[Room]:
+    room = await a_room(database)
     yield room
     await room.actor.stop()
     await room.quotas.close()
@@ -197,3 +208,28 @@ async def test_a_message_the_room_never_got_sends_the_prompt_to_the_database(
     assert room.store.recent_reads == 2
     await room.prompt("third")
     assert room.store.recent_reads == 2  # the memory was reloaded with it
+
+
+async def test_a_prompt_whose_allowance_cannot_be_checked_is_refused_as_unavailable(
+    database: Database, own_redis: RedisServer
+) -> None:
+    client = Redis.from_url(own_redis.url, socket_timeout=1, socket_connect_timeout=1)
+    room = await a_room(database, RedisKeyValue(client))
+    sender = Collected()
+    member = Member("s-sender", UserRef(room.author.id or "", room.author.name), sender)
+    await room.actor.ask(lambda reply: Enter(member, None, None, reply), timeout=5)
+    own_redis.stop()
+    reply: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
+    message = NewMessage(room.record.id, room.author, "answer me", client_id="c1")
+    room.actor.tell(Post(message, reply, ai=True, session_id="s-sender", re="r1"))
+    appended = await asyncio.wait_for(reply, 5)  # stored and acked all the same
+    while not sender.of_type("error"):
+        await asyncio.sleep(0.005)
+    [refused] = sender.of_type("error")
+    assert (refused["code"], refused["re"]) == ("unavailable", "r1")
+    assert refused["seq"] == appended.message.seq
+    assert room.llm.prompts == []
+    assert not room.actor.assistant.busy
+    await room.actor.stop()
+    await room.quotas.close()
+    await client.aclose()

@@ -81,3 +81,13 @@ async def test_an_unreachable_redis_refuses_the_prompt_as_unavailable(
     await quotas.close()
     await client.aclose()
     assert await recorded(database, user_id) == 1  # only the prompt that was granted
+
+
+async def test_warming_up_counts_nothing(database: Database) -> None:
+    user_id = await a_user(database)
+    quotas = Quotas(MemoryKeyValue(), database, LIMITS)
+    await quotas.warm_up()
+    assert await quotas.used_today(user_id) == 0
+    assert await quotas.try_consume(user_id) is True
+    await quotas.close()
+    assert await recorded(database, user_id) == 1
