@@ -104,7 +104,8 @@ def _new_hub(app: web.Application, llm: ResilientLLM, probe: Probe | None) -> Hu
     )
     return Hub(
         store=SqlMessageStore(database, RoomListCache(app[CACHE])),
-        directory=SqlRoomDirectory(database),
+        # Kept room access is trusted only while the control stream is heard.
+        directory=SqlRoomDirectory(database, trusted=probe.healthy if probe else lambda: True),
         bus=app[BUS],
         verify=verify,
         config=HubConfig(

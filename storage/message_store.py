@@ -81,8 +81,9 @@ class SqlRoomDirectory:
     Every connection's join asks it, so answers are kept in the process: each room's
     record, and each (team, user)'s role. A cache must never grant what the database has
     taken away, so the hub forgets entries on the control stream's word (a member removed
-    or changed, a room changed or deleted, on any instance), and an entry lives at most
-    `ttl` seconds besides (the bound while the control stream was down). Refusals are not
+    or changed, a room changed or deleted, on any instance); while the stream may be
+    missing events (`trusted()` false: its self-probe is not heard) nothing is kept or
+    read from memory, and an entry lives at most `ttl` seconds besides. Refusals are not
     kept: a user added to a team may join at once. A lookup that began before a change was
     heard is not kept either (`_generation`), so a stale answer cannot outlive the change.
     """
@@ -94,8 +95,10 @@ class SqlRoomDirectory:
         ttl: float = 60.0,
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
+        trusted: Callable[[], bool] = lambda: True,
     ) -> None:
         self._database = database
+        self._trusted = trusted
         self._ttl = ttl
         self._max_entries = max_entries
         self._clock = clock
@@ -106,6 +109,10 @@ class SqlRoomDirectory:
     async def access(self, user_id: str, room_id: str) -> RoomAccess | None:
         """The access a join needs, from memory when known. Raises Unavailable when the
         database cannot be reached: a `join` is retried."""
+        if not self._trusted():  # events may be lost: what was kept may be stale
+            self._rooms.clear()
+            self._roles.clear()
+            return await self.access_now(user_id, room_id)
         now = self._clock()
         room = self._rooms.get(room_id)
         if room is not None and room[0] > now:

@@ -88,3 +88,18 @@ async def test_a_lookup_that_overlapped_a_change_is_not_kept(database: Database)
 
     await remove(database, team_id, bob)
     assert await directory.access(bob, room_id) is None
+
+
+async def test_nothing_kept_is_used_or_kept_while_the_control_stream_may_miss_events(
+    database: Database,
+) -> None:
+    team_id, room_id, bob = await bob_in_the_lobby(database)
+    heard = [True]
+    directory = SqlRoomDirectory(database, trusted=lambda: heard[0])
+    assert await directory.access(bob, room_id) is not None
+    await remove(database, team_id, bob)
+
+    heard[0] = False  # the member_removed may be among what was lost
+    assert await directory.access(bob, room_id) is None
+    heard[0] = True
+    assert await directory.access(bob, room_id) is None  # dropped, not kept for later
