@@ -321,9 +321,24 @@ class Connection:
         elif kind is WSMsgType.BINARY:
             if self._closing is None:
                 self.close_soon(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
+        elif kind is WSMsgType.CLOSE:
+            await self._close_received()
+            return False
         elif kind is not WSMsgType.PONG:
             return False
         return True
+
+    async def _close_received(self) -> None:
+        """The peer's close frame: its own close, which we answer, or the reply to ours,
+        which completes the handshake, so only the socket is left to close. (aiohttp's
+        autoclose would answer that reply too: a second close frame, which browsers
+        report as an error.)"""
+        if self._closing is None:
+            await self.ws.close(drain=False)
+            return
+        transport = ws_transport(self.ws)
+        if transport is not None:
+            transport.close()
 
     async def _end(self, session: SessionActor) -> None:
         """The read loop is over: release a close waiting for it, end the session, stop the
@@ -409,6 +424,9 @@ async def _first_frame_auth(
         refusals[RefusalCause.AUTH_TIMEOUT].inc()
         await ws.close(code=CloseCode.AUTH_TIMEOUT, message=b"no auth within 10 s")
         return None
+    if message.type is WSMsgType.CLOSE:  # the client has gone: nothing refused
+        await ws.close()  # the reply to its close frame
+        return None
     if message.type is not WSMsgType.TEXT:
         binary = message.type is WSMsgType.BINARY
         code = CloseCode.UNSUPPORTED_DATA if binary else CloseCode.NOT_AUTHENTICATED
@@ -486,7 +504,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         # encode-once fan-out, and chat frames are small. No aiohttp heartbeat or autoping:
         # `Heartbeat` pings for every connection and the read loop answers pings.
         # aiohttp refuses a message of `max_msg_size` bytes already (1009), hence the + 1.
-        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME + 1, autoping=False, compress=False)
+        # autoclose off: `Connection._close_received` answers a close frame only when the
+        # peer started the close.
+        ws = web.WebSocketResponse(
+            max_msg_size=MAX_FRAME + 1, autoping=False, autoclose=False, compress=False
+        )
         await ws.prepare(request)
         authed = (header_auth, None) if header_auth else await _first_frame_auth(app, ws)
         if authed is None:

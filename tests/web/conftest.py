@@ -39,10 +39,6 @@ ROOMS_URL = re.compile(r"#/teams/[^/]+/rooms")
 LOGIN_URL = re.compile(r"#/login$")
 # Chromium reports every non-2xx fetch as a console error; the app's API errors are expected.
 _API_ANSWER = re.compile(r"^Failed to load resource: the server responded with a status of")
-# When the server closes a socket (a revoked sign-in, 4401), server/ws.py sends its close
-# frame itself and aiohttp then answers the browser's close reply with a second close
-# frame, which Chromium reports as an error. The app cannot prevent it; the code arrives.
-_SECOND_CLOSE = re.compile(r"^WebSocket connection to '\S+/ws' failed: Close received after close$")
 _names = itertools.count(1)
 
 # A sign-in is several requests and a websocket handshake; on a loaded test machine that
@@ -87,8 +83,6 @@ class PageProblems:
             return
         source = message.location.get("url", "") if message.location else ""
         if _API_ANSWER.match(message.text) and URL(source).path.startswith("/api/v1/"):
-            return
-        if _SECOND_CLOSE.match(message.text):
             return
         if any(pattern.search(message.text) for pattern in self.allowed):
             return
