@@ -70,7 +70,9 @@ async def test_a_join_is_answered_joined_with_the_rooms_last_seq(realtime: Realt
     assert session.actor.joined.keys() == {realtime.lobby.id}
 
 
-@pytest.mark.parametrize("room_id", ["not-an-id", str(uuid.uuid4())])
+@pytest.mark.parametrize(
+    "room_id", ["not-an-id", "6f1c2a3e-0000-4000-8000-000000000000"], ids=["malformed", "unknown"]
+)
 async def test_a_join_of_no_room_is_not_found(realtime: Realtime, room_id: str) -> None:
     session = realtime.open()
     error = await session.request(Join(room_id, id="j"), "joined")
