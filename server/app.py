@@ -13,7 +13,13 @@ from server.config import Settings
 from server.forwarded import forwarded_middleware
 from server.http import auth, billing, health, pages, rooms, teams
 from server.metrics import Metrics
-from server.middleware import error_middleware, metrics_middleware, request_id_middleware
+from server.middleware import (
+    count_upgrade,
+    error_middleware,
+    metrics_middleware,
+    request_id_middleware,
+    upgrade_middleware,
+)
 from server.outbox import make_outbox
 from server.state import (
     BUS,
@@ -92,13 +98,17 @@ def create_app(settings: Settings) -> web.Application:
     """Build the application for `settings`; resources open on startup, close on cleanup."""
     app = web.Application(
         middlewares=[
-            request_id_middleware,  # first: the access line reads the id off its request
+            # first: a websocket upgrade gets the four below done in one frame, not four
+            # suspended for the socket's life; keep it in step with them
+            upgrade_middleware(settings.trusted_proxies, settings.proxy_headers),
+            request_id_middleware,  # before forwarded: the access line reads the id off its request
             forwarded_middleware(settings.trusted_proxies, settings.proxy_headers),
             metrics_middleware,
             error_middleware,
         ],
         client_max_size=settings.max_body_bytes,
     )
+    app.on_response_prepare.append(count_upgrade)  # the upgrade_middleware's 101s
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_storage)

@@ -138,18 +138,23 @@ def see_through(
     )
 
 
+def client_request(
+    request: web.Request, trusted: Sequence[IPNetwork], mode: ProxyHeaders
+) -> web.Request:
+    """`request` as its client made it: itself unless its peer is a trusted proxy."""
+    peer = parse_address(request.remote or "")
+    if peer is None or not is_trusted(peer, trusted):
+        return request
+    client = see_through(request, peer, trusted, mode)
+    request[CLIENT_ADDRESS_KEY] = client.remote  # the access line gets this request
+    return request.clone(remote=client.remote, scheme=client.scheme, host=client.host)
+
+
 def forwarded_middleware(trusted: Sequence[IPNetwork], mode: ProxyHeaders) -> Middleware:
     """Serve a trusted proxy's requests as its client's: remote address, scheme and host."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        peer = parse_address(request.remote or "")
-        if peer is None or not is_trusted(peer, trusted):
-            return await handler(request)
-        client = see_through(request, peer, trusted, mode)
-        request[CLIENT_ADDRESS_KEY] = client.remote  # the access line gets this request
-        return await handler(
-            request.clone(remote=client.remote, scheme=client.scheme, host=client.host)
-        )
+        return await handler(client_request(request, trusted, mode))
 
     return middleware

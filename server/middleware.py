@@ -1,4 +1,5 @@
-"""Middleware: a request id on every request, metrics, and one error shape for every failure."""
+"""Middleware: a request id on every request, metrics, one error shape for every failure, and
+a websocket upgrade served with all of that in one frame."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Sequence
 
-from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler, Middleware
 
 from errors import (
     Internal,
@@ -21,6 +23,8 @@ from errors import (
     Unauthorized,
     Unavailable,
 )
+from server.config import IPNetwork, ProxyHeaders
+from server.forwarded import client_request
 from server.http.json import error_response
 from server.logs import REQUEST_ID as LOG_REQUEST_ID
 from server.state import METRICS, REQUEST_ID
@@ -44,12 +48,16 @@ _HTTP_TO_ERROR: dict[int, type[RoomcastError]] = {
 }
 
 
+def request_id_of(request: web.Request) -> str:
+    """The client's X-Request-ID when it is sane, else a new one."""
+    given = request.headers.get("X-Request-ID", "")
+    return given if _SAFE_ID.match(given) else uuid.uuid4().hex
+
+
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Name the request (the client's X-Request-ID when it is sane) for logs and the client."""
-    given = request.headers.get("X-Request-ID", "")
-    request_id = given if _SAFE_ID.match(given) else uuid.uuid4().hex
-    request[REQUEST_ID] = request_id
+    request_id = request[REQUEST_ID] = request_id_of(request)
     token = LOG_REQUEST_ID.set(request_id)
     try:
         response = await handler(request)
@@ -58,6 +66,15 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     if not response.prepared:
         response.headers["X-Request-ID"] = request_id
     return response
+
+
+def count_request(request: web.Request, status: int, started: float) -> None:
+    """Count and time one answered request by its route template, never by its raw path."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    metrics = request.app[METRICS]
+    metrics.http_requests.labels(request.method, route, str(status)).inc()
+    metrics.http_latency.labels(route).observe(time.perf_counter() - started)
 
 
 @web.middleware
@@ -70,11 +87,7 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = response.status
         return response
     finally:
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else "unmatched"
-        metrics = request.app[METRICS]
-        metrics.http_requests.labels(request.method, route, str(status)).inc()
-        metrics.http_latency.labels(route).observe(time.perf_counter() - started)
+        count_request(request, status, started)
 
 
 def _from_http_exception(exc: web.HTTPException) -> web.Response:
@@ -98,26 +111,84 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     """Turn every error into docs/protocol.md's shape; a bug becomes 500 `internal`, logged here."""
     try:
         return await handler(request)
-    except RateLimited as exc:
+    except Exception as exc:  # the one place an unknown failure becomes a protocol answer
+        return error_answer(request, exc)
+
+
+def error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The protocol's answer to `exc`; a redirect (an HTTPException under 400) is re-raised."""
+    if isinstance(exc, RateLimited):
         return error_response(exc, headers={"Retry-After": str(exc.retry_after)})
-    except Unavailable as exc:
+    if isinstance(exc, Unavailable):
         # A dependency (Redis, the database, a provider) is down: worth a retry shortly.
         return error_response(exc, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
-    except RoomcastError as exc:
+    if isinstance(exc, RoomcastError):
         return error_response(exc)
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         return _from_http_exception(exc)
-    except Exception as exc:  # the one place an unknown failure becomes a protocol answer
-        if database_down(exc):
-            logger.warning("database unreachable on %s %s: %r", request.method, request.path, exc)
-            unavailable = Unavailable("the database is unavailable; retry shortly")
-            return error_response(
-                unavailable, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}
-            )
-        logger.exception("unhandled error on %s %s", request.method, request.path)
-        error = Internal(
-            "internal error", details={"request_id": request.get(REQUEST_ID, "unknown")}
-        )
-        return error_response(error)
+    if database_down(exc):
+        logger.warning("database unreachable on %s %s: %r", request.method, request.path, exc)
+        unavailable = Unavailable("the database is unavailable; retry shortly")
+        return error_response(unavailable, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
+    logger.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    error = Internal("internal error", details={"request_id": request.get(REQUEST_ID, "unknown")})
+    return error_response(error)
+
+
+def upgrade_middleware(trusted: Sequence[IPNetwork], mode: ProxyHeaders) -> Middleware:
+    """Serve a websocket upgrade with the whole chain's work done in one frame.
+
+    A websocket's handler runs for the connection's life, and each middleware around it stays
+    suspended that long, thousands of times over with idle clients. So, first in the chain,
+    this does for an upgrade what the middlewares after it would (request id, the trusted
+    proxy's client, metrics, the error shape) and calls the route's handler itself. Any
+    other request goes down the chain, through a plain function: no frame of its own.
+    """
+
+    def middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+        if request.headers.get(hdrs.UPGRADE, "").lower() != "websocket":
+            return handler(request)
+        return _serve_upgrade(request, trusted, mode)
+
+    middleware.__middleware_version__ = 1  # type: ignore[attr-defined]  # what @web.middleware sets
+    return middleware
+
+
+#: When an upgrade's request came in, until it is counted: when answered 101, or when its
+#: handler ends without an upgrade.
+_UPGRADE_STARTED = web.RequestKey("upgrade_started", float)
+
+
+async def _serve_upgrade(
+    request: web.Request, trusted: Sequence[IPNetwork], mode: ProxyHeaders
+) -> web.StreamResponse:
+    """request_id_middleware, forwarded_middleware, metrics_middleware and error_middleware,
+    in that order, around the route's handler; an upgrade is counted by `count_upgrade`."""
+    request_id = request[REQUEST_ID] = request_id_of(request)
+    token = LOG_REQUEST_ID.set(request_id)
+    request[_UPGRADE_STARTED] = time.perf_counter()
+    status = 500
+    try:
+        request = client_request(request, trusted, mode)
+        try:
+            response = await request.match_info.handler(request)
+        except Exception as exc:  # error_middleware's place, for an upgrade
+            response = error_answer(request, exc)
+        status = response.status
+    finally:
+        started = request.pop(_UPGRADE_STARTED, None)
+        if started is not None:  # not upgraded
+            count_request(request, status, started)
+        LOG_REQUEST_ID.reset(token)
+    if not response.prepared:
+        response.headers["X-Request-ID"] = request_id
+    return response
+
+
+async def count_upgrade(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare`: a websocket is counted when its upgrade is answered (101, with
+    the time to answer it), not when its socket closes hours later."""
+    if response.status == 101 and _UPGRADE_STARTED in request:
+        count_request(request, 101, request.pop(_UPGRADE_STARTED))

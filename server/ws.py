@@ -516,6 +516,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         connection, session = _open(app, ws, authed)
         metrics.ws_auth_latency.observe(time.perf_counter() - started)
         metrics.ws_connects.inc()
+    # The handshake's leftovers need not live as long as the socket.
+    del origin, header_auth, authed
     await connection.serve(session)
     return ws
 
