@@ -4,10 +4,14 @@ the request id, the trusted proxy's client and the HTTP metrics, as every other 
 from __future__ import annotations
 
 import asyncio
+import logging
 from ipaddress import ip_network
 from types import CoroutineType
 from typing import Any
 
+import aiohttp
+
+from server.logs import RequestIdFilter
 from server.ws import HEARTBEAT_KEY
 from tests.server.ws.helpers import connect, join, receive, shared_room
 
@@ -29,20 +33,28 @@ def awaited_names(task: asyncio.Task[Any]) -> list[str]:
     return names
 
 
-async def test_an_idle_websocket_waits_in_one_middleware_frame_not_the_whole_chain(
-    make_client, database
+async def test_an_idle_websocket_waits_in_one_middleware_frame_and_logs_with_its_request_id(
+    make_client, database, caplog
 ):
+    caplog.set_level(logging.INFO, logger="server.ws")
+    caplog.handler.addFilter(RequestIdFilter())
     client = await make_client()
     setup = await shared_room(client, database, 1)
-    ws = await connect(client, setup.accounts[0])
+    headers = {**setup.accounts[0].headers, "X-Request-ID": "socket-7"}
+    ws = await client.ws_connect("/ws", headers=headers)
+    assert (await receive(ws, "ready"))["user"]["id"] == setup.accounts[0].id
     await join(ws, setup.room_id)
-    (chain,) = [
-        names for names in map(awaited_names, asyncio.all_tasks()) if "Connection.serve" in names
-    ]
+    (task,) = [task for task in asyncio.all_tasks() if "Connection.serve" in awaited_names(task)]
+    chain = awaited_names(task)
     around = chain[chain.index("aiohttp:Application._handle") + 1 : chain.index("websocket")]
     # aiohttp's own wrapper (it sets match_info.current_app) and ours, not one per middleware
     assert around == ["aiohttp:_fix_request_current_app.<locals>.impl", "_serve_upgrade"]
-    await ws.close()
+
+    await ws.send_bytes(b"no binary frames")
+    while (await ws.receive(timeout=5)).type is not aiohttp.WSMsgType.CLOSE:
+        pass  # frames of the room sent before the close
+    (closing,) = [record for record in caplog.records if "ws closing" in record.getMessage()]
+    assert closing.request_id == "socket-7"  # type: ignore[attr-defined]
 
 
 async def test_a_refused_upgrade_answers_in_the_error_shape_with_its_request_id(client, database):
