@@ -26,10 +26,12 @@ from tests.web.test_chat_steps import (
     team_of,
 )
 
-# While the server is down the browser reports each refused reconnection attempt.
+# While the server is down the browser reports each refused reconnection attempt, and an
+# attempt the stopping or starting server cut off in its handshake.
 REFUSED = re.compile(
     r"^WebSocket connection to '\S+/ws' failed: "
-    r"Error in connection establishment: net::ERR_CONNECTION_REFUSED$"
+    r"(Error in connection establishment: net::ERR_CONNECTION_REFUSED"
+    r"|Error during WebSocket handshake: net::ERR_CONNECTION_RESET)$"
 )
 
 
