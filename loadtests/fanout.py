@@ -25,7 +25,6 @@ import math
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from loadtests.assistant import FakeGeminiProcess, run_assistant
 from loadtests.phases import StepPlan, run_fanout, run_idle
@@ -44,6 +43,8 @@ from loadtests.processes import (
     ServerProcess,
     WorkerPool,
     cpu_seconds,
+    run_main,
+    say,
     start_server,
     tree_cpu_seconds,
 )
@@ -55,7 +56,7 @@ from loadtests.report import (
     sustained_rate,
 )
 from loadtests.seed import SeededRoom, mint_tokens, seed_rooms
-from loadtests.worker import RoomPlan, raise_open_files_limit
+from loadtests.worker import RoomPlan
 from server.config import generate_secret
 from storage import migrate
 from tests.services import PostgresServer, RedisServer, free_port
@@ -143,10 +144,6 @@ def _ladder(start: float, factor: float, top: float) -> list[float]:
         rates.append(float(f"{rate:.2g}"))
         rate *= factor
     return rates
-
-
-def _say(line: str = "") -> None:
-    print(line, flush=True)  # noqa: T201
 
 
 @dataclass
@@ -293,7 +290,7 @@ def _fanout_phase(
     server = servers.start(name)
     if name == "roomcast":
         _check_token(server, tokens[users[0].id])
-    _say(
+    say(
         f"\n== {name} fan-out: {args.rooms} rooms x {args.subscribers} subscribers "
         f"+ {args.publishers} publishers, pid {server.pid} on core {args.server_core} =="
     )
@@ -335,12 +332,12 @@ def _instances_phase(
     instances = [servers.start(name, env, kind="roomcast") for name in names]
     _check_token(instances[0], tokens[users[0].id])
     placed = ", ".join(f"{n} pid {s.pid}" for n, s in zip(names, instances, strict=True))
-    _say(
+    say(
         f"\n== roomcast x{args.instances} fan-out: {args.rooms} rooms x {args.subscribers} "
         f"subscribers + {args.publishers} publishers, members alternating over the "
         f"instances =="
     )
-    _say(
+    say(
         f"{placed}: all on core {args.server_core}; clients on core(s) "
         f"{sorted(args.client_cores)}; redis-server pid {redis_pid} ({redis.url}) and "
         f"PostgreSQL unpinned; srv CPU%/RSS add up the instances"
@@ -382,7 +379,7 @@ def _idle_phase(name: str, servers: Servers, pool: WorkerPool, fixtures: Fixture
         figures = run_idle(server, pool, sessions, warmup)
     finally:
         server.stop()
-    _say(figures.line(name))
+    say(figures.line(name))
     return figures
 
 
@@ -392,13 +389,13 @@ def _report(
     idle: dict[str, IdleFigures],
     setup: dict[str, Any],
 ) -> None:
-    _say("\n== Summary ==")
+    say("\n== Summary ==")
     for line in summary_lines(steps.get("roomcast", []), steps.get("baseline", []), idle):
-        _say(line)
+        say(line)
     if INSTANCES in steps:
-        _say(f"\n== Instances: 1 in-process vs {args.instances} over Redis ==")
+        say(f"\n== Instances: 1 in-process vs {args.instances} over Redis ==")
         for line in instances_lines(steps.get("roomcast", []), steps[INSTANCES], args.instances):
-            _say(line)
+            say(line)
     if args.json is None:
         return
     rates = {name: sustained_rate(s) for name, s in steps.items()}
@@ -419,7 +416,7 @@ def _report(
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(document, indent=2))
-    _say(f"figures written to {args.json}")
+    say(f"figures written to {args.json}")
 
 
 def _setup_figures(args: argparse.Namespace, seconds: float) -> dict[str, Any]:
@@ -444,7 +441,7 @@ def run_assistant_scenario(args: argparse.Namespace, stack: contextlib.ExitStack
     """`--assistant-rooms` x `--assistant-members`, one prompt per room at once."""
     tmp = Path(tempfile.mkdtemp(prefix="roomcast-bench-"))
     stack.callback(shutil.rmtree, tmp, True)
-    _say("== Setup ==")
+    say("== Setup ==")
     url, _db_cpu = _database(args, stack)
     _migrate(url, args.server_tree)
     started = time.monotonic()
@@ -452,7 +449,7 @@ def run_assistant_scenario(args: argparse.Namespace, stack: contextlib.ExitStack
         seed_rooms(url, "ai", args.assistant_rooms, args.assistant_members, "mention")
     )
     seconds = time.monotonic() - started
-    _say(
+    say(
         f"PostgreSQL {'given' if args.database_url else 'throwaway'}, migrated; "
         f"{args.assistant_rooms * args.assistant_members} users and {len(rooms)} rooms "
         f"(assistant: mention) seeded via storage in {seconds:.1f} s; tokens minted with "
@@ -474,12 +471,12 @@ def run_assistant_scenario(args: argparse.Namespace, stack: contextlib.ExitStack
     server = servers.start("roomcast", env)
     _check_token(server, tokens[users[0].id])
     pool = WorkerPool(args.client_procs, args.client_cores, stack)
-    _say(
+    say(
         f"roomcast pid {server.pid} on core {args.server_core}; {args.client_procs} client "
         f"process(es) on cores {sorted(args.client_cores)}; fake Gemini ({fake.base_url}, "
         f"pid {fake.pid}) on the client cores"
     )
-    _say(
+    say(
         f"\n== Assistant: {args.assistant_rooms} rooms x {args.assistant_members} members, "
         f"one prompt per room at once; the fake streams {args.assistant_tokens} tokens at "
         f"{args.assistant_rate:g}/s =="
@@ -495,14 +492,14 @@ def run_assistant_scenario(args: argparse.Namespace, stack: contextlib.ExitStack
             args.assistant_rate,
         )
     except Exception:
-        _say(servers.log_tails())
+        say(servers.log_tails())
         raise
     finally:
         server.stop()
     for line in figures.lines():
-        _say(line)
+        say(line)
     if figures.unmatched_requests:
-        _say(f"members whose first token is not in the fake's log: {figures.unmatched_requests}")
+        say(f"members whose first token is not in the fake's log: {figures.unmatched_requests}")
     if args.json is not None:
         setup = {
             "server_core": args.server_core,
@@ -515,7 +512,7 @@ def run_assistant_scenario(args: argparse.Namespace, stack: contextlib.ExitStack
         document = {"setup": setup, "assistant": figures.to_json()}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(document, indent=2))
-        _say(f"figures written to {args.json}")
+        say(f"figures written to {args.json}")
 
 
 def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
@@ -525,19 +522,19 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
     tmp = Path(tempfile.mkdtemp(prefix="roomcast-bench-"))
     stack.callback(shutil.rmtree, tmp, True)
-    _say("== Setup ==")
+    say("== Setup ==")
     url, db_cpu = _database(args, stack)
     _migrate(url, args.server_tree)
     started = time.monotonic()
     fixtures = asyncio.run(_seed(url, args))
     seconds = time.monotonic() - started
     seeded = sum(len(room.users) for room in [*fixtures.fanout, *fixtures.idle])
-    _say(
+    say(
         f"PostgreSQL {'given' if args.database_url else 'throwaway'}, migrated; {seeded} users "
         f"and {len(fixtures.fanout) + len(fixtures.idle)} rooms seeded via storage in "
         f"{seconds:.1f} s; tokens minted with server/auth/tokens.py"
     )
-    _say(
+    say(
         f"server core {args.server_core}; {args.client_procs} client process(es) on cores "
         f"{sorted(args.client_cores)}; steps {args.rates} msgs/s x {args.step_seconds:g} s"
     )
@@ -551,30 +548,17 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         if args.instances >= 2:
             steps[INSTANCES] = _instances_phase(servers, pool, fixtures, db_cpu, stack)
         if args.idle:
-            _say(f"\n== Idle sessions: {args.idle} connected, authenticated, joined ==")
+            say(f"\n== Idle sessions: {args.idle} connected, authenticated, joined ==")
             for name in names:
                 idle[name] = _idle_phase(name, servers, pool, fixtures)
     except Exception:
-        _say(servers.log_tails())
+        say(servers.log_tails())
         raise
     _report(args, steps, idle, _setup_figures(args, seconds))
 
 
-def _terminated(_signum: int, _frame: Any) -> NoReturn:
-    raise SystemExit(143)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    raise_open_files_limit()
-    signal.signal(signal.SIGTERM, _terminated)
-    try:
-        with contextlib.ExitStack() as stack:
-            run(args, stack)
-    except KeyboardInterrupt:
-        _say("interrupted; everything started was stopped")
-        return 130
-    return 0
+    return run_main(parse_args(argv), run)
 
 
 if __name__ == "__main__":

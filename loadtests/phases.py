@@ -22,6 +22,7 @@ from loadtests.processes import (
     cores_busy_seconds,
     cpu_seconds,
     rss,
+    say,
 )
 from loadtests.pyspy import Sampler, top_frames
 from loadtests.report import STEP_HEADER, IdleFigures, StepFigures, merge_step, step_line
@@ -61,10 +62,6 @@ def chunks(items: Sequence[T], parts: int) -> list[list[T]]:
     return runs
 
 
-def _say(line: str) -> None:
-    print(line, flush=True)  # noqa: T201
-
-
 class FanoutRun:
     """One server's stepped fan-out: the connections, the steps so far, the next step."""
 
@@ -102,7 +99,7 @@ class FanoutRun:
         replies = self.pool.run(commands, CONNECT_TIMEOUT)
         connections = sum(reply["connections"] for reply in replies)
         seconds = max(reply["seconds"] for reply in replies)
-        _say(f"{connections} connections authenticated and joined in {seconds:.1f} s")
+        say(f"{connections} connections authenticated and joined in {seconds:.1f} s")
 
     def close(self) -> None:
         self.pool.run([Close()] * len(self.pool.pipes), 60)
@@ -126,9 +123,9 @@ class FanoutRun:
         if "redis" in cpu:
             figures.extra["redis_cpu"] = cpu["redis"]
         self.steps.append(figures)
-        _say(step_line(figures))
+        say(step_line(figures))
         if figures.closed:  # the server dropped some members: start the next step whole
-            _say("reconnecting the rooms' members after closed connections")
+            say("reconnecting the rooms' members after closed connections")
             self.close()
             self.connect()
         time.sleep(SETTLE)
@@ -177,14 +174,14 @@ def run_fanout(
     sampler = None
     if profile is not None:
         sampler = Sampler(server.pid, profile / f"{server.name}.txt", set(plan.client_cores))
-    _say(STEP_HEADER)
+    say(STEP_HEADER)
     try:
         run.climb()
         run.refine(plan.refine)
     finally:
         if sampler is not None and sampler.stop():
             for line in top_frames(sampler.output):
-                _say(line)
+                say(line)
         run.close()
     return run.steps
 

@@ -11,6 +11,7 @@ import contextlib
 import multiprocessing
 import os
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -20,11 +21,11 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import psutil
 
-from loadtests.worker import Command, Exit, worker_main
+from loadtests.worker import Exit, raise_open_files_limit, worker_main
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60.0
@@ -116,16 +117,28 @@ def start_server(
 
 
 class WorkerPool:
-    """Client processes on the client cores, commanded in lockstep over pipes."""
+    """Client processes on the client cores, commanded in lockstep over pipes.
 
-    def __init__(self, count: int, cores: set[int], stack: contextlib.ExitStack) -> None:
+    `target` is the processes' entry point (`worker_main` or another `serve_commands`
+    user); `label` names a process in errors.
+    """
+
+    def __init__(
+        self,
+        count: int,
+        cores: set[int],
+        stack: contextlib.ExitStack,
+        target: Callable[[Connection, set[int]], None] = worker_main,
+        label: str = "client worker",
+    ) -> None:
+        self.label = label
         context = multiprocessing.get_context("spawn")
         self.pipes: list[Connection] = []
         self.processes: list[multiprocessing.process.BaseProcess] = []
         stack.callback(self.stop)
         for _ in range(count):
             parent, child = context.Pipe()
-            process = context.Process(target=worker_main, args=(child, cores), daemon=True)
+            process = context.Process(target=target, args=(child, cores), daemon=True)
             process.start()
             child.close()
             self.pipes.append(parent)
@@ -135,7 +148,7 @@ class WorkerPool:
     def pids(self) -> list[int]:
         return [p.pid for p in self.processes if p.pid is not None]
 
-    def send(self, commands: Sequence[Command]) -> None:
+    def send(self, commands: Sequence[Any]) -> None:
         """One command per worker, sent without waiting."""
         for pipe, command in zip(self.pipes, commands, strict=True):
             pipe.send(command)
@@ -146,14 +159,15 @@ class WorkerPool:
         replies = []
         for index, pipe in enumerate(self.pipes):
             if not pipe.poll(max(0.0, deadline - time.monotonic())):
-                raise RuntimeError(f"client worker {index} did not answer within {timeout:.0f} s")
+                raise RuntimeError(f"{self.label} {index} did not answer within {timeout:.0f} s")
             reply: dict[str, Any] = pipe.recv()
             if "error" in reply:
-                raise RuntimeError(f"client worker {index} failed:\n{reply['error']}")
+                raise RuntimeError(f"{self.label} {index} failed:\n{reply['error']}")
             replies.append(reply)
         return replies
 
-    def run(self, commands: Sequence[Command], timeout: float) -> list[dict[str, Any]]:
+    def run(self, commands: Sequence[Any], timeout: float) -> list[dict[str, Any]]:
+        """One command per process; every answer. Raises RuntimeError on error/timeout."""
         self.send(commands)
         return self.gather(timeout)
 
@@ -231,3 +245,25 @@ class CpuMeter:
             name: 100.0 * (clock() - self._start[name]) / wall
             for name, clock in self._clocks.items()
         }
+
+
+def say(line: str = "") -> None:
+    print(line, flush=True)  # noqa: T201
+
+
+def _terminated(_signum: int, _frame: Any) -> NoReturn:
+    raise SystemExit(143)
+
+
+def run_main(args: Any, run: Callable[[Any, contextlib.ExitStack], object]) -> int:
+    """A load test's `main`: `run(args, stack)`, with everything it started stopped on
+    the way out, SIGTERM included; 130 after Ctrl-C, else 0."""
+    raise_open_files_limit()
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        with contextlib.ExitStack() as stack:
+            run(args, stack)
+    except KeyboardInterrupt:
+        say("interrupted; everything started was stopped")
+        return 130
+    return 0

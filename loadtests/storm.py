@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import json
 import math
-import multiprocessing
 import os
 import platform
 import shutil
@@ -35,9 +34,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from loadtests.fanout import _check_token, _cores, _database, _migrate, _roomcast_env
 from loadtests.phases import chunks
@@ -46,17 +44,19 @@ from loadtests.processes import (
     CpuClock,
     CpuMeter,
     ServerProcess,
+    WorkerPool,
     cores_busy_seconds,
     cpu_seconds,
     rss,
+    run_main,
+    say,
     start_server,
 )
 from loadtests.pyspy import Sampler, top_frames
 from loadtests.pyspy import _binary as pyspy_binary
 from loadtests.seed import SeededRoom, mint_tokens, seed_rooms
-from loadtests.storm_client import Close, Command, Exit, Storm, storm_main
+from loadtests.storm_client import Close, Storm, storm_main
 from loadtests.storm_profile import LOOP
-from loadtests.worker import raise_open_files_limit
 from server.config import generate_secret
 from tests.services import RedisServer, free_port
 
@@ -93,44 +93,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _say(line: str = "") -> None:
-    print(line, flush=True)  # noqa: T201
-
-
-class ClientPool:
+class ClientPool(WorkerPool):
     """Storm client processes on the client cores, commanded in lockstep over pipes."""
 
     def __init__(self, count: int, cores: set[int], stack: contextlib.ExitStack) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.pipes: list[Connection] = []
-        self.processes: list[multiprocessing.process.BaseProcess] = []
-        stack.callback(self.stop)
-        for _ in range(count):
-            parent, child = context.Pipe()
-            process = context.Process(target=storm_main, args=(child, cores), daemon=True)
-            process.start()
-            child.close()
-            self.pipes.append(parent)
-            self.processes.append(process)
-
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.processes if p.pid is not None]
-
-    def run(self, commands: Sequence[Command], timeout: float) -> list[dict[str, Any]]:
-        """One command per process; every answer. Raises RuntimeError on error/timeout."""
-        for pipe, command in zip(self.pipes, commands, strict=True):
-            pipe.send(command)
-        deadline = time.monotonic() + timeout
-        replies = []
-        for index, pipe in enumerate(self.pipes):
-            if not pipe.poll(max(0.0, deadline - time.monotonic())):
-                raise RuntimeError(f"storm client {index} did not answer within {timeout:.0f} s")
-            reply: dict[str, Any] = pipe.recv()
-            if "error" in reply:
-                raise RuntimeError(f"storm client {index} failed:\n{reply['error']}")
-            replies.append(reply)
-        return replies
+        super().__init__(count, cores, stack, target=storm_main, label="storm client")
 
     def storm(self, sessions: Sequence[Session], concurrency: int, timeout: float) -> list[Any]:
         parts = chunks(sessions, len(self.pipes))
@@ -140,18 +107,6 @@ class ClientPool:
 
     def close(self) -> None:
         self.run([Close()] * len(self.pipes), 120)
-
-    def stop(self) -> None:
-        for pipe in self.pipes:
-            with contextlib.suppress(OSError, ValueError):
-                pipe.send(Exit())
-        for process in self.processes:
-            process.join(3)
-            if process.is_alive():
-                process.terminate()
-                process.join(3)
-        self.pipes.clear()
-        self.processes.clear()
 
 
 def _percentile(values: Sequence[int], q: float) -> float:
@@ -314,7 +269,7 @@ class Profiler:
                 time.sleep(0.1)
         if self.output.exists():
             for line in profile_lines(self.output):
-                _say(line)
+                say(line)
 
 
 # The steps of a connection, as (label, a frame that is on the stack while it runs):
@@ -394,7 +349,7 @@ def run_storm(
     figures = StormFigures(target.name, len(pairs), args.concurrency, warmup=len(warmup))
     warm = pool.storm(_placed(target, warmup), min(args.concurrency, 20), args.timeout)
     if any(reply["failures"] for reply in warm):
-        _say(f"warm-up failures: {[reply['failures'] for reply in warm]}")
+        say(f"warm-up failures: {[reply['failures'] for reply in warm]}")
     time.sleep(SETTLE)
     pids = [s.pid for s in target.servers]
     figures.rss_before_mib = sum(rss(pid) for pid in pids) / 2**20
@@ -518,14 +473,14 @@ def _summary(results: list[StormFigures]) -> list[str]:
 def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> list[StormFigures]:
     tmp = Path(tempfile.mkdtemp(prefix="roomcast-storm-"))
     stack.callback(shutil.rmtree, tmp, True)
-    _say("== Setup ==")
+    say("== Setup ==")
     url, db_cpu = _database(args, stack)
     _migrate(url, args.server_tree)
     started = time.monotonic()
     per_room = max(1, math.ceil(args.users / args.rooms))
     rooms = _seed(url, args.rooms, per_room)
     users = [user for room in rooms for user in room.users]
-    _say(
+    say(
         f"PostgreSQL {'given' if args.database_url else 'throwaway'}, migrated; {len(users)} "
         f"users in {len(rooms)} rooms (a team each) seeded via storage in "
         f"{time.monotonic() - started:.1f} s; server core {args.server_core}, "
@@ -547,9 +502,9 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> list[StormFigu
         target = _roomcast_target(config, fleet, pool, db_cpu, stack)
         _check_token(target.servers[0], tokens[users[0].id])
         results.append(_measure(target, pool, storm, warmup, args))
-    _say("\n== Summary ==")
+    say("\n== Summary ==")
     for line in _summary(results):
-        _say(line)
+        say(line)
     if args.json is not None:
         _write_json(args, results)
     return results
@@ -562,7 +517,7 @@ def _measure(
     warmup: Sequence[tuple[str, str]],
     args: argparse.Namespace,
 ) -> StormFigures:
-    _say(_header(target, args))
+    say(_header(target, args))
     try:
         figures = run_storm(target, pool, storm, warmup, args)
     finally:
@@ -571,7 +526,7 @@ def _measure(
         for stop in target.stop_after:
             stop()
     for line in figures.lines():
-        _say(line)
+        say(line)
     return figures
 
 
@@ -605,24 +560,11 @@ def _write_json(args: argparse.Namespace, results: list[StormFigures]) -> None:
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(document, indent=2))
-    _say(f"figures written to {args.json}")
-
-
-def _terminated(_signum: int, _frame: Any) -> NoReturn:
-    raise SystemExit(143)
+    say(f"figures written to {args.json}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    raise_open_files_limit()
-    signal.signal(signal.SIGTERM, _terminated)
-    try:
-        with contextlib.ExitStack() as stack:
-            run(args, stack)
-    except KeyboardInterrupt:
-        _say("interrupted; everything started was stopped")
-        return 130
-    return 0
+    return run_main(parse_args(argv), run)
 
 
 if __name__ == "__main__":

@@ -19,11 +19,7 @@ uvloop, so one process opens several thousand connections a second.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 import time
-import traceback
 from array import array
 from collections import Counter
 from collections.abc import Iterable
@@ -31,9 +27,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-import uvloop
-
-from loadtests.worker import raise_open_files_limit
+from loadtests.worker import Close, Exit, serve_commands
 from loadtests.wsclient import HandshakeError, WsClient
 
 HOST = "127.0.0.1"
@@ -44,16 +38,6 @@ class Storm:
     sessions: tuple[tuple[int, str, str | None], ...]  # (port, room id, token or None)
     concurrency: int
     timeout: float  # seconds from the connect to `joined`
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Exit:
-    pass
 
 
 Command = Storm | Close | Exit
@@ -196,31 +180,6 @@ class StormWorker:
         raise ValueError(f"unknown command {command!r}")
 
 
-async def _serve(pipe: Connection) -> None:
-    worker = StormWorker()
-    loop = asyncio.get_running_loop()
-    try:
-        while True:
-            try:
-                command: Command = await loop.run_in_executor(None, pipe.recv)
-            except EOFError:
-                return  # the parent went away
-            try:
-                reply = await worker.handle(command)
-            except Exception:  # noqa: BLE001 - the parent reports it and stops the run
-                reply = {"error": traceback.format_exc()}
-            pipe.send(reply)
-            if isinstance(command, Exit):
-                return
-    finally:
-        await worker.close()
-
-
 def storm_main(pipe: Connection, cores: Iterable[int] | None) -> None:
     """Entry point of a storm client process (multiprocessing target)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
-    if cores is not None:
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(0, set(cores))
-    raise_open_files_limit()
-    uvloop.run(_serve(pipe))
+    serve_commands(pipe, cores, StormWorker)

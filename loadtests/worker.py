@@ -27,10 +27,10 @@ import time
 import traceback
 from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import uvloop
@@ -396,13 +396,20 @@ def raise_open_files_limit() -> int:
     return hard
 
 
-async def _serve(pipe: Connection) -> None:
-    worker = Worker()
+class CommandHandler(Protocol):
+    """What a client process runs its commands on: a `Worker` or a storm worker."""
+
+    async def handle(self, command: Any) -> dict[str, Any]: ...
+
+    async def close(self) -> dict[str, Any]: ...
+
+
+async def _serve(pipe: Connection, worker: CommandHandler) -> None:
     loop = asyncio.get_running_loop()
     try:
         while True:
             try:
-                command: Command = await loop.run_in_executor(None, pipe.recv)
+                command = await loop.run_in_executor(None, pipe.recv)
             except EOFError:
                 return  # the parent went away
             try:
@@ -416,12 +423,19 @@ async def _serve(pipe: Connection) -> None:
         await worker.close()
 
 
-def worker_main(pipe: Connection, cores: Iterable[int] | None) -> None:
-    """Entry point of a client process (multiprocessing target)."""
+def serve_commands(
+    pipe: Connection, cores: Iterable[int] | None, make_worker: Callable[[], CommandHandler]
+) -> None:
+    """Run a client process: pinned to `cores`, answering each command on `pipe` until `Exit`."""
     # Ctrl-C reaches the whole process group; the parent decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if cores is not None:
         with contextlib.suppress(OSError):
             os.sched_setaffinity(0, set(cores))
     raise_open_files_limit()
-    uvloop.run(_serve(pipe))
+    uvloop.run(_serve(pipe, make_worker()))
+
+
+def worker_main(pipe: Connection, cores: Iterable[int] | None) -> None:
+    """Entry point of a client process (multiprocessing target)."""
+    serve_commands(pipe, cores, Worker)
