@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-NUMBER = r"-?\d+(?:\.\d+)?"
+from tests.loadtests.quick import NUMBER, printed_section, run_quick
+
 # offered, delivered, p50, p99, max, ack p99, lost, ooo, refused, CPU, RSS, db CPU, client CPU
 STEP_LINE = re.compile(r"^\s*" + r"\s+".join([f"({NUMBER})"] * 13) + r"\s+\S", re.MULTILINE)
 SECTIONS = (
@@ -28,37 +26,23 @@ SECTIONS = (
 )
 
 
-def _section(text: str, title: str) -> str:
-    start = text.index(title)
-    following = text.find("\n== ", start + len(title))
-    return text[start : following if following >= 0 else len(text)]
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(180)  # the run itself takes well under a minute; this is a safety net
 def test_quick_fanout_prints_every_section_with_nothing_lost_or_reordered(tmp_path):
     figures_path = tmp_path / "figures.json"
-    run = subprocess.run(
-        [sys.executable, "-m", "loadtests.fanout", "--quick", "--json", str(figures_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=170,
-    )
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-    out = run.stdout
+    out = run_quick("loadtests.fanout", figures_path)
     for title in SECTIONS:
         assert title in out, out
 
     for server in ("roomcast", "baseline"):
-        steps = STEP_LINE.findall(_section(out, f"== {server} fan-out:"))
+        steps = STEP_LINE.findall(printed_section(out, f"== {server} fan-out:"))
         assert len(steps) == 2, out
         for step in steps:
             offered, delivered, lost, out_of_order = (float(step[i]) for i in (0, 1, 6, 7))
             assert offered > 0 and delivered > 0
             assert lost == 0 and out_of_order == 0, step
 
-    idle = _section(out, "== Idle sessions:")
+    idle = printed_section(out, "== Idle sessions:")
     for server in ("roomcast", "baseline"):
         match = re.search(rf"^{server}\s+sessions=(\d+) .*per session=({NUMBER}) KiB", idle, re.M)
         assert match and int(match[1]) == 200, idle
@@ -73,15 +57,8 @@ def test_quick_fanout_prints_every_section_with_nothing_lost_or_reordered(tmp_pa
 
 def _run_quick(tmp_path: Path, *flags: str) -> tuple[str, dict[str, object]]:
     figures_path = tmp_path / "figures.json"
-    run = subprocess.run(
-        [sys.executable, "-m", "loadtests.fanout", "--quick", *flags, "--json", str(figures_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=170,
-    )
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-    return run.stdout, json.loads(figures_path.read_text())
+    out = run_quick("loadtests.fanout", figures_path, *flags)
+    return out, json.loads(figures_path.read_text())
 
 
 @pytest.mark.slow
@@ -92,7 +69,7 @@ def test_quick_assistant_prints_ttfd_overhead_and_delivery_with_every_answer_com
     out, figures = _run_quick(tmp_path, "--assistant")
     for title in ("== Setup ==", "== Assistant: 4 rooms x 3 members"):
         assert title in out, out
-    section = _section(out, "== Assistant:")
+    section = printed_section(out, "== Assistant:")
     for label in (
         "TTFD (send -> first ai.delta)",
         "fake first-token time (measured)",
@@ -125,7 +102,7 @@ def test_quick_two_instances_prints_redis_cpu_beside_single_instance_nothing_los
         "== Instances: 1 in-process vs 2 over Redis ==",
     ):
         assert title in out, out
-    multi = _section(out, "== roomcast x2 fan-out:")
+    multi = printed_section(out, "== roomcast x2 fan-out:")
     assert re.search(r"all on core 0; clients on core\(s\) \[1\]", multi), multi
     steps = STEP_LINE.findall(multi)
     assert len(steps) == 2, out
@@ -135,7 +112,7 @@ def test_quick_two_instances_prints_redis_cpu_beside_single_instance_nothing_los
         assert lost == 0 and out_of_order == 0, step
     assert len(re.findall(rf"\(redis CPU {NUMBER}%\)", multi)) == 2, multi
 
-    table = _section(out, "== Instances:")
+    table = printed_section(out, "== Instances:")
     row = re.compile(
         rf"^\s*({NUMBER}) \|\s+({NUMBER})\s+({NUMBER})\s+({NUMBER}) \|"
         + rf"\s+({NUMBER})" * 7

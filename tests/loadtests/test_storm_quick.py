@@ -9,40 +9,24 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-NUMBER = r"-?\d+(?:\.\d+)?"
+from tests.loadtests.quick import NUMBER, printed_section, run_quick
+
 QUICK_CLIENTS = 300
 SERVERS = ("baseline", "roomcast pg")
-
-
-def _section(text: str, title: str) -> str:
-    start = text.index(title)
-    following = text.find("\n== ", start + len(title))
-    return text[start : following if following >= 0 else len(text)]
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)  # the run itself takes well under a minute; this is a safety net
 def test_quick_storm_joins_every_client_on_roomcast_and_the_baseline(tmp_path: Path) -> None:
     figures_path = tmp_path / "storm.json"
-    run = subprocess.run(
-        [sys.executable, "-m", "loadtests.storm", "--quick", "--json", str(figures_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=170,
-    )
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-    out = run.stdout
+    out = run_quick("loadtests.storm", figures_path)
 
     for server in SERVERS:
-        section = _section(out, f"== {server}: {QUICK_CLIENTS} clients, 50 at a time;")
+        section = printed_section(out, f"== {server}: {QUICK_CLIENTS} clients, 50 at a time;")
         rate = re.search(
             rf"^connects\+joins/s\s+({NUMBER})\s+\((\d+) of (\d+) joined", section, re.M
         )
@@ -58,10 +42,10 @@ def test_quick_storm_joins_every_client_on_roomcast_and_the_baseline(tmp_path: P
         assert re.search(r"^closed after joined\s+0$", section, re.M), section
         assert re.search(rf"^CPU %\s+server {NUMBER}", section, re.M), section
         assert re.search(rf"per idle joined client {NUMBER} KiB", section), section
-    roomcast = _section(out, "== roomcast pg:")
+    roomcast = printed_section(out, "== roomcast pg:")
     assert re.search(rf"postgres {NUMBER}", roomcast), roomcast
 
-    summary = _section(out, "== Summary ==")
+    summary = printed_section(out, "== Summary ==")
     for server in SERVERS:
         row = re.search(rf"^{server}\s+(\d+)\s+(\d+)\s+({NUMBER})\s+({NUMBER})", summary, re.M)
         assert row, summary
