@@ -16,6 +16,7 @@ from storage.message_records import Author
 from tests import seed
 from tests.web.conftest import AppServer, NewPage, SignedUp
 from tests.web.test_chat_steps import (
+    ada_and_bob_in_a_team,
     bodies,
     create_room,
     open_room,
@@ -23,7 +24,6 @@ from tests.web.test_chat_steps import (
     rest_login,
     say,
     shown_messages,
-    team_of,
 )
 
 # While the server is down the browser reports each refused reconnection attempt, and an
@@ -49,11 +49,9 @@ async def expect_once_each(page: Page, expected: list[str]) -> None:
 async def test_two_members_chat_in_a_room_and_see_presence_typing_and_unread_counts(
     app_server: AppServer, new_page: NewPage, signed_up: SignedUp, screenshots_dir: Path
 ) -> None:
-    ada_page, bob_page = await new_page(), await new_page()
-    ada = await signed_up(ada_page, "Ada")
-    bob = await signed_up(bob_page, "Bob")
-    team_id = await team_of(app_server, ada, bob)
-    await open_team(ada_page, team_id)
+    ada_page, bob_page, ada, _bob, team_id = await ada_and_bob_in_a_team(
+        app_server, new_page, signed_up
+    )
     await create_room(ada_page, "random", assistant="Off")
     await create_room(ada_page, "lobby", assistant="Off")
     await open_team(bob_page, team_id)
@@ -108,11 +106,9 @@ async def test_two_members_chat_in_a_room_and_see_presence_typing_and_unread_cou
 async def test_a_server_restart_mid_conversation_shows_every_message_exactly_once(
     app_server: AppServer, new_page: NewPage, signed_up: SignedUp
 ) -> None:
-    ada_page, bob_page = await new_page(), await new_page()
-    ada = await signed_up(ada_page, "Ada")
-    bob = await signed_up(bob_page, "Bob")
-    team_id = await team_of(app_server, ada, bob)
-    await open_team(ada_page, team_id)
+    ada_page, bob_page, ada, _bob, team_id = await ada_and_bob_in_a_team(
+        app_server, new_page, signed_up
+    )
     await create_room(ada_page, "lobby", assistant="Off")
     await open_team(bob_page, team_id)
     await open_room(bob_page, "lobby")
@@ -197,11 +193,9 @@ async def test_older_history_loads_when_scrolled_to_the_top_keeping_the_place(
 async def test_an_owner_renames_switches_the_assistant_mode_and_deletes_a_room(
     app_server: AppServer, new_page: NewPage, signed_up: SignedUp
 ) -> None:
-    ada_page, bob_page = await new_page(), await new_page()
-    ada = await signed_up(ada_page, "Ada")
-    bob = await signed_up(bob_page, "Bob")
-    team_id = await team_of(app_server, ada, bob)
-    await open_team(ada_page, team_id)
+    ada_page, bob_page, ada, _bob, team_id = await ada_and_bob_in_a_team(
+        app_server, new_page, signed_up
+    )
     await create_room(ada_page, "plans", assistant="Off")
     await open_team(bob_page, team_id)
     await open_room(bob_page, "plans")

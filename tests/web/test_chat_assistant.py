@@ -17,13 +17,13 @@ from storage.db import Database
 from tests.instances import launched
 from tests.web.conftest import AppServer, NewPage, SignedUp
 from tests.web.test_chat_steps import (
+    ada_and_bob_in_a_team,
     create_room,
     open_room,
     open_team,
     rest_login,
     say,
     shown_messages,
-    team_of,
 )
 
 STREAMING = ".chat-msg.streaming .chat-body"
@@ -86,11 +86,9 @@ async def test_an_answer_streams_in_and_stop_ends_it_as_cancelled_and_stored(
 async def test_a_member_who_opens_the_room_mid_answer_sees_the_text_so_far_grow(
     app_server: AppServer, new_page: NewPage, signed_up: SignedUp
 ) -> None:
-    ada_page, bob_page = await new_page(), await new_page()
-    ada = await signed_up(ada_page, "Ada")
-    bob = await signed_up(bob_page, "Bob")
-    team_id = await team_of(app_server, ada, bob)
-    await open_team(ada_page, team_id)
+    ada_page, bob_page, ada, _bob, team_id = await ada_and_bob_in_a_team(
+        app_server, new_page, signed_up
+    )
     await create_room(ada_page, "live", assistant="Every message")
     await say(ada_page, "Please describe the weather on the coast today.")
     started = await grown_past(ada_page, 0)

@@ -7,12 +7,12 @@ goes through the page.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from playwright.async_api import Page, expect
 
 from tests.instances import InstanceClient
-from tests.web.conftest import AppServer, WebAccount
+from tests.web.conftest import AppServer, NewPage, SignedUp, WebAccount
 
 ROOM_URL = re.compile(r"#/teams/[^/]+/rooms/([^/]+)$")
 
@@ -46,6 +46,26 @@ async def team_of(app_server: AppServer, owner: WebAccount, *members: WebAccount
         accepted = await theirs.post(f"/api/v1/invitations/{token}/accept", headers=their_headers)
         assert accepted.status == 200, await accepted.text()
     return team_id
+
+
+class TwoMembers(NamedTuple):
+    ada_page: Page
+    bob_page: Page
+    ada: WebAccount
+    bob: WebAccount
+    team_id: str
+
+
+async def ada_and_bob_in_a_team(
+    app_server: AppServer, new_page: NewPage, signed_up: SignedUp
+) -> TwoMembers:
+    """Ada and Bob signed up, each in a page, in Ada's team; Ada's page shows the team."""
+    ada_page, bob_page = await new_page(), await new_page()
+    ada = await signed_up(ada_page, "Ada")
+    bob = await signed_up(bob_page, "Bob")
+    team_id = await team_of(app_server, ada, bob)
+    await open_team(ada_page, team_id)
+    return TwoMembers(ada_page, bob_page, ada, bob, team_id)
 
 
 async def open_team(page: Page, team_id: str) -> None:
