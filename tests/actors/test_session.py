@@ -5,6 +5,7 @@ Rooms are real rooms of a real hub, storing in the test database.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from actors.close_reason import CloseReason
 from actors.events import RoomEvent
 from actors.ports import UserRef, Verified
 from actors.requests import Auth, Cancel, Join, Leave, Ping, Send, Typing
+from actors.room import RoomActor
 from actors.room_messages import FillGap, topic
 from actors.session import TeamLeft
 from storage import teams
@@ -165,16 +167,24 @@ async def test_a_cancel_in_a_room_not_joined_is_forbidden(realtime: Realtime) ->
 # A room too busy to take a request.
 
 
+@contextlib.asynccontextmanager
+async def lobby_held_full(realtime: Realtime) -> AsyncIterator[RoomActor]:
+    """The lobby's room, held busy with a full mailbox while the block runs; released and
+    its held request handled after it."""
+    room = realtime.hub.room(realtime.lobby.id)
+    entering = await hold_full(realtime, room)
+    yield room
+    realtime.bus.release()
+    await entering
+
+
 async def test_a_send_a_full_room_cannot_take_is_rate_limited_and_not_stored(
     realtime: Realtime,
 ) -> None:
     session = realtime.open()
     await session.join(realtime.lobby.id)
-    room = realtime.hub.room(realtime.lobby.id)
-    entering = await hold_full(realtime, room)
-    error = await session.request(Send(realtime.lobby.id, "hi", "c-1", id="s"), "ack")
-    realtime.bus.release()
-    await entering
+    async with lobby_held_full(realtime):
+        error = await session.request(Send(realtime.lobby.id, "hi", "c-1", id="s"), "ack")
     assert (error["code"], error["message"]) == ("rate_limited", "the room is busy; retry shortly")
     assert session.closes == []  # the connection stays
     assert await make_store(realtime.database).events_between(realtime.lobby.id, 0, 1) == []
@@ -187,13 +197,10 @@ async def test_typing_a_full_room_cannot_take_is_logged_and_counted_not_answered
 ) -> None:
     session = realtime.open()
     await session.join(realtime.lobby.id)
-    room = realtime.hub.room(realtime.lobby.id)
-    entering = await hold_full(realtime, room)
-    with caplog.at_level(logging.WARNING, logger="actors.failed_tells"):
-        session.actor.tell(Typing(realtime.lobby.id, id="t"))
-        await session.request(Ping(id="after"), "pong")
-    realtime.bus.release()
-    await entering
+    async with lobby_held_full(realtime) as room:
+        with caplog.at_level(logging.WARNING, logger="actors.failed_tells"):
+            session.actor.tell(Typing(realtime.lobby.id, id="t"))
+            await session.request(Ping(id="after"), "pong")
     assert realtime.counted == [("room", "UserTyping", "MailboxFull")]
     assert f"{session.actor.name}: could not tell {room.name} UserTyping" in caplog.text
     assert [f for f in session.outbound.seen if f.get("re") == "t"] == []
@@ -204,13 +211,10 @@ async def test_a_leave_a_full_room_cannot_hear_is_rate_limited_and_the_session_s
 ) -> None:
     session = realtime.open()
     await session.join(realtime.lobby.id)
-    room = realtime.hub.room(realtime.lobby.id)
-    entering = await hold_full(realtime, room)
-    error = await session.request(Leave(realtime.lobby.id, id="l"), "left")
-    assert (error["type"], error["code"]) == ("error", "rate_limited")
-    assert realtime.lobby.id in session.actor.joined
-    realtime.bus.release()
-    await entering
+    async with lobby_held_full(realtime) as room:
+        error = await session.request(Leave(realtime.lobby.id, id="l"), "left")
+        assert (error["type"], error["code"]) == ("error", "rate_limited")
+        assert realtime.lobby.id in session.actor.joined
     left = await session.request(Leave(realtime.lobby.id, id="again"), "left")
     assert left["type"] == "left"
     await eventually(lambda: session.actor.session_id not in room.members)
@@ -269,12 +273,9 @@ async def test_a_team_left_a_full_room_cannot_hear_is_counted_and_ends_the_conne
 ) -> None:
     session = realtime.open()
     await session.join(realtime.lobby.id)
-    room = realtime.hub.room(realtime.lobby.id)
-    entering = await hold_full(realtime, room)
-    session.actor.tell(TeamLeft(realtime.lobby.team_id))
-    await eventually(lambda: bool(session.closes))
-    realtime.bus.release()
-    await entering
+    async with lobby_held_full(realtime):
+        session.actor.tell(TeamLeft(realtime.lobby.team_id))
+        await eventually(lambda: bool(session.closes))
     assert session.closes == [CloseReason.ROOM_ACCESS_CHANGED]
     assert realtime.counted == [("room", "Exit", "MailboxFull")]
     assert session.actor.joined == {}

@@ -40,14 +40,21 @@ async def warmed(instance: Any, account: Account) -> aiohttp.ClientWebSocketResp
     return ws
 
 
+async def two_sign_ins_warm_on_b(instances: Any) -> tuple[Any, Any, Account, Account, Any, Any]:
+    """Instances A and B, a user signed up on A and signed in a second time, and each
+    sign-in's live socket on B, whose check has them cached."""
+    a, b = await instances(2)
+    first = await signup(a.client())
+    second = await another_sign_in(a.client(), first)
+    first_ws = await warmed(b, first)
+    second_ws = await warmed(b, second)
+    return a, b, first, second, first_ws, second_ws
+
+
 async def test_logout_on_a_makes_b_refuse_the_sign_ins_token_once_delivered(
     instances, database: Database
 ) -> None:
-    a, b = await instances(2)
-    phone = await signup(a.client())
-    laptop = await another_sign_in(a.client(), phone)
-    phone_ws = await warmed(b, phone)
-    await warmed(b, laptop)
+    a, b, phone, laptop, phone_ws, _laptop_ws = await two_sign_ins_warm_on_b(instances)
 
     assert (await a.client().post(LOGOUT, headers=phone.headers)).status == 204
 
@@ -60,11 +67,7 @@ async def test_logout_on_a_makes_b_refuse_the_sign_ins_token_once_delivered(
 async def test_logout_all_on_a_makes_b_refuse_every_token_of_the_user_once_delivered(
     instances, database: Database
 ) -> None:
-    a, b = await instances(2)
-    phone = await signup(a.client())
-    laptop = await another_sign_in(a.client(), phone)
-    phone_ws = await warmed(b, phone)
-    await warmed(b, laptop)
+    a, b, phone, laptop, phone_ws, _laptop_ws = await two_sign_ins_warm_on_b(instances)
 
     assert (await a.client().post(LOGOUT_ALL, headers=phone.headers)).status == 204
 
@@ -78,11 +81,7 @@ async def test_logout_all_on_a_makes_b_refuse_every_token_of_the_user_once_deliv
 async def test_password_change_on_a_makes_b_refuse_the_other_sign_ins_once_delivered(
     instances, database: Database
 ) -> None:
-    a, b = await instances(2)
-    caller = await signup(a.client())
-    other = await another_sign_in(a.client(), caller)
-    await warmed(b, caller)
-    other_ws = await warmed(b, other)
+    a, b, caller, other, _caller_ws, other_ws = await two_sign_ins_warm_on_b(instances)
 
     body = {"current_password": caller.password, "new_password": "Brand-new-secret-42"}
     assert (await a.client().post(CHANGE, json=body, headers=caller.headers)).status == 204
