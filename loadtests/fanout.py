@@ -241,8 +241,14 @@ class Servers:
         self.started: list[ServerProcess] = []
 
     def start(
-        self, name: str, extra_env: dict[str, str] | None = None, kind: str = ""
+        self,
+        name: str,
+        extra_env: dict[str, str] | None = None,
+        kind: str = "",
+        wrapper: Sequence[str] = (),
     ) -> ServerProcess:
+        """Roomcast (`run.py serve`, run by the `wrapper` module arguments if given) when
+        `kind`, else `name`, is "roomcast"; the baseline server otherwise."""
         port = free_port()
         cwd = REPO
         if (kind or name) == "roomcast":
@@ -250,7 +256,7 @@ class Servers:
             var = self.tmp / ("var" if name == "roomcast" else f"var-{name}")
             env = _roomcast_env(self.args, self.url, port, self.secret, var)
             env.update(extra_env or {})
-            argv = ["run.py", "serve"]
+            argv = [*wrapper, "run.py", "serve"]
         else:
             env = dict(os.environ)
             argv = ["-m", "loadtests.baseline_server", "--port", str(port)]

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtests.fanout import _check_token, _cores, _database, _migrate, _roomcast_env
+from loadtests.fanout import Servers, _check_token, _cores, _database, _migrate
 from loadtests.phases import chunks
 from loadtests.processes import (
     REPO,
@@ -50,15 +50,13 @@ from loadtests.processes import (
     rss,
     run_main,
     say,
-    start_server,
 )
 from loadtests.pyspy import Sampler, top_frames
 from loadtests.pyspy import _binary as pyspy_binary
 from loadtests.seed import SeededRoom, mint_tokens, seed_rooms
 from loadtests.storm_client import Close, Storm, storm_main
 from loadtests.storm_profile import LOOP
-from server.config import generate_secret
-from tests.services import RedisServer, free_port
+from tests.services import RedisServer
 
 CONFIGS = ("pg", "pg+redis", "two-instances")
 SETTLE = 2.0  # seconds before reading RSS: closing handshakes and presence go by
@@ -367,47 +365,25 @@ def run_storm(
     return figures
 
 
-class Fleet:
+class Fleet(Servers):
     """Starts the servers under test on the server core; everything stops with the stack."""
 
     def __init__(self, args: argparse.Namespace, url: str, tmp: Path, stack: contextlib.ExitStack):
-        self.args, self.url, self.tmp, self.stack = args, url, tmp, stack
-        self.secret = generate_secret()
-        self.logs = args.logs or tmp
-        self.logs.mkdir(parents=True, exist_ok=True)
+        super().__init__(args, url, tmp, stack)
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
 
-    def _start(
-        self, name: str, argv: list[str], env: dict[str, str], cwd: Path, port: int
-    ) -> ServerProcess:
-        return start_server(
-            name,
-            argv,
-            port=port,
-            env=env,
-            core=self.args.server_core,
-            log_dir=self.logs,
-            stack=self.stack,
-            cwd=cwd,
-        )
-
     def roomcast(self, name: str, redis_url: str | None) -> ServerProcess:
-        port = free_port()
-        env = _roomcast_env(self.args, self.url, port, self.secret, self.tmp / f"var-{name}")
-        if redis_url:
-            env["REDIS_URL"] = redis_url
-        argv = ["run.py", "serve"]
+        extra = {"REDIS_URL": redis_url} if redis_url else {}
+        wrapper: list[str] = []
         if self.args.profile and not pyspy_binary():
             output = self.args.profile.resolve() / f"{name}.txt"
-            argv = ["-m", "loadtests.storm_profile", str(output), *argv]
-            env["PYTHONPATH"] = str(REPO)
-        return self._start(name, argv, env, self.args.server_tree, port)
+            wrapper = ["-m", "loadtests.storm_profile", str(output)]
+            extra["PYTHONPATH"] = str(REPO)
+        return self.start(name, extra, kind="roomcast", wrapper=wrapper)
 
     def baseline(self) -> ServerProcess:
-        port = free_port()
-        argv = ["-m", "loadtests.baseline_server", "--port", str(port)]
-        return self._start("baseline", argv, dict(os.environ), REPO, port)
+        return self.start("baseline")
 
 
 def _clocks(pids: list[int], pool: ClientPool, args: argparse.Namespace) -> dict[str, CpuClock]:
