@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from loadtests.worker import Close, Exit, serve_commands
+from loadtests.worker import Close, Exit, close_clients, serve_commands
 from loadtests.wsclient import HandshakeError, WsClient
 
 HOST = "127.0.0.1"
@@ -163,13 +163,7 @@ class StormWorker:
         }
 
     async def close(self) -> dict[str, Any]:
-        for client in self.clients:
-            client.on_lost = lambda _client: None
-            client.close()
-        closed = len(self.clients)
-        self.clients.clear()
-        await asyncio.sleep(0.2)  # let the transports flush their close frames
-        return {"closed": closed}
+        return {"closed": await close_clients(self.clients)}
 
     async def handle(self, command: Command) -> dict[str, Any]:
         match command:

@@ -228,6 +228,17 @@ def _drop(_payload: bytes, _now: int) -> None:
     """Frames to idle sessions (presence of later joiners) are read and dropped."""
 
 
+async def close_clients(clients: list[WsClient]) -> int:
+    """Close every client without reporting it lost and empty `clients`; how many closed."""
+    for client in clients:
+        client.on_lost = lambda _client: None
+        client.close()
+    closed = len(clients)
+    clients.clear()
+    await asyncio.sleep(0.2)  # let the transports flush their close frames
+    return closed
+
+
 class Worker:
     """The state of one client process across commands."""
 
@@ -365,14 +376,8 @@ class Worker:
         }
 
     async def close(self) -> dict[str, Any]:
-        for client in self.clients:
-            client.on_lost = lambda _client: None
-            client.close()
-        closed = len(self.clients)
-        self.clients.clear()
         self.rooms.clear()
-        await asyncio.sleep(0.2)  # let the transports flush their close frames
-        return {"closed": closed}
+        return {"closed": await close_clients(self.clients)}
 
     async def handle(self, command: Command) -> dict[str, Any]:
         match command:
