@@ -177,14 +177,19 @@ async def test_a_prompt_is_built_from_the_rooms_memory_without_reading_the_datab
     assert room.store.recent_reads == 1  # the load when the room started, nothing since
 
 
+async def another_author(database: Database, name: str) -> Author:
+    """A new user `name` as the author of messages stored by another instance."""
+    async with database.sessions.begin() as session:
+        user = await seed.user(session, name)
+    return Author.user(user.id, user.name)
+
+
 async def test_messages_from_other_instances_join_the_context_in_seq_order(
     room: Room, database: Database
 ) -> None:
     await room.prompt("first")  # seq 3, answered as seq 4
     # Another instance commits seq 5 and publishes it; here it arrives over the bus.
-    async with database.sessions.begin() as session:
-        bo = await seed.user(session, "Bo")
-    other = Author.user(bo.id, bo.name)
+    other = await another_author(database, "Bo")
     async with database.sessions.begin() as session:
         [appended] = await append_many(session, [NewMessage(room.record.id, other, "hi there")])
     event: dict[str, Any] = appended.message.to_event()
@@ -198,9 +203,7 @@ async def test_a_message_the_room_never_got_sends_the_prompt_to_the_database(
     room: Room, database: Database
 ) -> None:
     await room.prompt("first")  # seq 3, answered as seq 4
-    async with database.sessions.begin() as session:
-        bo = await seed.user(session, "Bo")
-    other = Author.user(bo.id, bo.name)
+    other = await another_author(database, "Bo")
     async with database.sessions.begin() as session:  # seq 5, never published
         await append_many(session, [NewMessage(room.record.id, other, "missed")])
     prompt = await room.prompt("second")
