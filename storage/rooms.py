@@ -35,20 +35,8 @@ class RoomRecord:
     created_at: datetime
 
     @classmethod
-    def of(cls, row: Room) -> RoomRecord:
-        return cls(
-            id=row.id,
-            team_id=row.team_id,
-            name=row.name,
-            assistant=cast(AssistantMode, row.assistant),
-            system_prompt=row.system_prompt,
-            last_seq=row.last_seq,
-            created_at=row.created_at,
-        )
-
-    @classmethod
-    def of_row(cls, row: Any) -> RoomRecord:  # noqa: ANN401 - a Core row of any shape
-        """From a plain row of the `rooms` columns (a Core query's, no ORM object)."""
+    def of(cls, row: Room | Any) -> RoomRecord:  # noqa: ANN401 - an ORM `Room` or a Core row of its columns
+        """From a `Room`, or a plain row of the `rooms` columns (both carry the same attributes)."""
         return cls(
             id=row.id,
             team_id=row.team_id,
@@ -130,7 +118,7 @@ async def access_now(connection: AsyncConnection, room_id: str, user_id: str) ->
         .where(Room.id == room_id, TeamMember.user_id == user_id)
     )
     row = result.one_or_none()
-    return None if row is None else RoomAccess(RoomRecord.of_row(row), cast(Role, row.role))
+    return None if row is None else RoomAccess(RoomRecord.of(row), cast(Role, row.role))
 
 
 async def list_for_team(session: AsyncSession, team_id: str) -> list[RoomRecord]:
