@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from actors import Supervisor
+from storage.db import Database
 from tests.actors.doubles import OnDemandRecorder, Recorder
+from tests.actors.realtime import Realtime, started_hub
 
 
 @pytest.fixture(autouse=True)
@@ -55,3 +57,10 @@ async def supervisor() -> AsyncIterator[Callable[..., Supervisor]]:
     yield supervisor
     for made_supervisor in reversed(made):
         await made_supervisor.stop(drain=False)
+
+
+@pytest.fixture
+async def realtime(database: Database) -> AsyncIterator[Realtime]:
+    """A started hub with a lobby room, on the test database."""
+    async with started_hub(database) as setup:
+        yield setup

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -21,12 +20,6 @@ from tests.actors.realtime import (
     hold_full,
     started_hub,
 )
-
-
-@pytest.fixture
-async def realtime(database: Database) -> AsyncIterator[Realtime]:
-    async with started_hub(database) as setup:
-        yield setup
 
 
 async def test_the_last_session_closing_is_announced_offline_even_with_an_event_on_its_way(

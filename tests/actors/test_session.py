@@ -35,12 +35,6 @@ from tests.actors.realtime import (
 )
 
 
-@pytest.fixture
-async def realtime(database: Database) -> AsyncIterator[Realtime]:
-    async with started_hub(database) as setup:
-        yield setup
-
-
 async def teammate(realtime: Realtime, name: str = "Bob") -> UserRecord:
     """Another user, a plain member of the lobby's team."""
     async with realtime.database.sessions.begin() as session:
