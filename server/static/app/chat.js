@@ -7,6 +7,8 @@
 // live events overlap; each seq is drawn once); sends are keyed by their `client_id` until
 // acked. See docs/protocol.md, sections 3 to 5.
 
+import { h } from "./views/dom.js";
+
 const PAGE = 50;
 const TYPING_SHOWN_MS = 4000;
 const TYPING_EVERY_MS = 2000;
@@ -23,22 +25,6 @@ const FINISHED = {
   safety: "stopped by the safety filters",
 };
 
-// A DOM element: h("button", { type: "button", onclick }, "Send").
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
-    else if (key === "className") el.className = value;
-    else if (key === "text") el.textContent = value;
-    else el.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return el;
-}
 
 let unique = 0;
 const uid = (prefix) => `${prefix}-${++unique}`;
@@ -52,7 +38,7 @@ function newClientId() {
 function field(label, control) {
   const id = control.id || uid("f");
   control.id = id;
-  return h("div", { className: "chat-field" }, h("label", { for: id }, label), control);
+  return h("div", { class: "chat-field" }, h("label", { for: id }, label), control);
 }
 
 function modeSelect(selected) {
@@ -119,15 +105,15 @@ class ChatView {
   // ---- layout -------------------------------------------------------------------------
 
   build() {
-    this.list = h("ul", { className: "chat-room-list" });
-    this.listStatus = h("p", { className: "chat-muted", role: "status" }, "Loading rooms…");
-    this.roomPane = h("section", { className: "chat-room", "aria-label": "Room" });
+    this.list = h("ul", { class: "chat-room-list" });
+    this.listStatus = h("p", { class: "chat-muted", role: "status" }, "Loading rooms…");
+    this.roomPane = h("section", { class: "chat-room", "aria-label": "Room" });
     this.root = h(
       "div",
-      { className: "chat" },
+      { class: "chat" },
       h(
         "nav",
-        { className: "chat-rooms", "aria-label": "Rooms" },
+        { class: "chat-rooms", "aria-label": "Rooms" },
         h("h2", {}, "Rooms"),
         this.listStatus,
         this.list,
@@ -143,10 +129,10 @@ class ChatView {
     const name = h("input", { name: "name", required: true, maxlength: 100, autocomplete: "off" });
     const mode = modeSelect(personal ? "auto" : "mention");
     const prompt = h("textarea", { name: "system_prompt", rows: 3, maxlength: 8000 });
-    const error = h("p", { className: "chat-error", role: "alert" });
+    const error = h("p", { class: "chat-error", role: "alert" });
     const form = h(
       "form",
-      { className: "chat-form", "aria-label": "New room" },
+      { class: "chat-form", "aria-label": "New room" },
       field("Room name", name),
       field("Assistant answers", mode),
       field("Assistant instructions (optional)", prompt),
@@ -169,7 +155,7 @@ class ChatView {
         error.textContent = errorText(e);
       }
     });
-    this.details = h("details", { className: "chat-new-room" }, h("summary", {}, "New room"), form);
+    this.details = h("details", { class: "chat-new-room" }, h("summary", {}, "New room"), form);
     return this.details;
   }
 
@@ -237,8 +223,8 @@ class ChatView {
 
   addRoom(room, join = true) {
     if (this.rooms.has(room.id)) return;
-    const badge = h("span", { className: "chat-unread", hidden: true });
-    const label = h("span", { className: "chat-room-name" }, room.name);
+    const badge = h("span", { class: "chat-unread", hidden: true });
+    const label = h("span", { class: "chat-room-name" }, room.name);
     const link = h("a", { href: `#/teams/${this.ctx.teamId}/rooms/${room.id}` }, label, badge);
     const entry = {
       room,
@@ -356,7 +342,7 @@ class ChatView {
   }
 
   notice(text) {
-    this.roomPane.replaceChildren(h("p", { className: "chat-notice", role: "status" }, text));
+    this.roomPane.replaceChildren(h("p", { class: "chat-notice", role: "status" }, text));
   }
 
   // A room made after the list was loaded (by someone else, say): look it up once.
@@ -381,25 +367,25 @@ class ChatView {
   renderRoom(entry) {
     const room = entry.room;
     this.title = h("h2", { id: uid("room-title") }, room.name);
-    this.modeNote = h("p", { className: "chat-muted chat-mode" });
-    this.presence = h("p", { className: "chat-presence", "aria-label": "Online in this room" });
+    this.modeNote = h("p", { class: "chat-muted chat-mode" });
+    this.presence = h("p", { class: "chat-presence", "aria-label": "Online in this room" });
     this.older = h(
       "button",
-      { type: "button", className: "chat-older", hidden: true },
+      { type: "button", class: "chat-older", hidden: true },
       "Load older messages",
     );
     this.older.addEventListener("click", () => this.loadOlder());
     this.log = h("div", {
-      className: "chat-log",
+      class: "chat-log",
       role: "log",
       "aria-live": "polite",
       "aria-label": "Messages",
       "aria-relevant": "additions",
     });
-    this.historyStatus = h("p", { className: "chat-muted", role: "status" }, "Loading messages…");
+    this.historyStatus = h("p", { class: "chat-muted", role: "status" }, "Loading messages…");
     this.scroller = h(
       "div",
-      { className: "chat-scroll", tabindex: 0, "aria-label": "Message history" },
+      { class: "chat-scroll", tabindex: 0, "aria-label": "Message history" },
       this.older,
       this.historyStatus,
       this.log,
@@ -407,15 +393,15 @@ class ChatView {
     this.scroller.addEventListener("scroll", () => {
       if (this.scroller.scrollTop < 48) this.loadOlder();
     });
-    this.typingLine = h("p", { className: "chat-typing", "aria-live": "polite" });
-    this.answerAlert = h("p", { className: "chat-error", role: "alert" });
+    this.typingLine = h("p", { class: "chat-typing", "aria-live": "polite" });
+    this.answerAlert = h("p", { class: "chat-error", role: "alert" });
     this.roomPane.setAttribute("aria-labelledby", this.title.id);
     this.roomPane.replaceChildren(
       h(
         "header",
-        { className: "chat-room-head" },
-        h("a", { className: "chat-back", href: `#/teams/${this.ctx.teamId}/rooms` }, "‹ Rooms"),
-        h("div", { className: "chat-room-title" }, this.title, this.modeNote),
+        { class: "chat-room-head" },
+        h("a", { class: "chat-back", href: `#/teams/${this.ctx.teamId}/rooms` }, "‹ Rooms"),
+        h("div", { class: "chat-room-title" }, this.title, this.modeNote),
         this.presence,
         this.canManage ? this.buildSettings(entry) : null,
       ),
@@ -519,16 +505,16 @@ class ChatView {
   // ---- drawing messages ---------------------------------------------------------------
 
   bubble(kind, authorName, ts) {
-    const body = h("div", { className: "chat-body" });
-    const note = h("span", { className: "chat-note" });
-    const actions = h("div", { className: "chat-actions" });
+    const body = h("div", { class: "chat-body" });
+    const note = h("span", { class: "chat-note" });
+    const actions = h("div", { class: "chat-actions" });
     const el = h(
       "article",
-      { className: `chat-msg ${kind}` },
+      { class: `chat-msg ${kind}` },
       h(
         "div",
-        { className: "chat-meta" },
-        h("span", { className: "chat-author" }, authorName),
+        { class: "chat-meta" },
+        h("span", { class: "chat-author" }, authorName),
         ts ? timeOf(ts) : null,
         note,
       ),
@@ -674,7 +660,7 @@ class ChatView {
   offerStop(stream) {
     if (!this.open?.ready || stream.actions.querySelector(".chat-stop")) return;
     if (!this.mayStop(stream)) return;
-    const stop = h("button", { type: "button", className: "chat-stop" }, "Stop");
+    const stop = h("button", { type: "button", class: "chat-stop" }, "Stop");
     stop.addEventListener("click", () => this.stop(stream, stop));
     stream.actions.append(stop);
   }
@@ -789,14 +775,14 @@ class ChatView {
       enterkeyhint: "send",
     });
     const ask = h("input", { type: "checkbox", name: "ai" });
-    this.askToggle = h("label", { className: "chat-ask" }, ask, " Ask the assistant");
+    this.askToggle = h("label", { class: "chat-ask" }, ask, " Ask the assistant");
     const form = h(
       "form",
-      { className: "chat-composer", "aria-label": "Send a message" },
+      { class: "chat-composer", "aria-label": "Send a message" },
       field("Message", text),
       h(
         "div",
-        { className: "chat-composer-row" },
+        { class: "chat-composer-row" },
         this.askToggle,
         h("button", { type: "submit" }, "Send"),
       ),
@@ -904,17 +890,17 @@ class ChatView {
     const mode = modeSelect(room.assistant);
     const prompt = h("textarea", { name: "system_prompt", rows: 3, maxlength: 8000 });
     prompt.value = room.system_prompt ?? "";
-    const error = h("p", { className: "chat-error", role: "alert" });
-    const status = h("p", { className: "chat-muted", role: "status" });
-    const remove = h("button", { type: "button", className: "chat-danger" }, "Delete room");
-    const confirm = h("div", { className: "chat-confirm", hidden: true });
+    const error = h("p", { class: "chat-error", role: "alert" });
+    const status = h("p", { class: "chat-muted", role: "status" });
+    const remove = h("button", { type: "button", class: "chat-danger" }, "Delete room");
+    const confirm = h("div", { class: "chat-confirm", hidden: true });
     const form = h(
       "form",
-      { className: "chat-form", "aria-label": "Room settings" },
+      { class: "chat-form", "aria-label": "Room settings" },
       field("Room name", name),
       field("Assistant answers", mode),
       field("Assistant instructions (empty: the default)", prompt),
-      h("div", { className: "chat-composer-row" }, h("button", { type: "submit" }, "Save"), remove),
+      h("div", { class: "chat-composer-row" }, h("button", { type: "submit" }, "Save"), remove),
       confirm,
       error,
       status,
@@ -941,7 +927,7 @@ class ChatView {
       confirm.hidden = false;
       const yes = h(
         "button",
-        { type: "button", className: "chat-danger" },
+        { type: "button", class: "chat-danger" },
         `Delete “${entry.room.name}” and its messages`,
       );
       const no = h("button", { type: "button" }, "Keep it");
@@ -962,7 +948,7 @@ class ChatView {
       confirm.replaceChildren(h("p", {}, "Delete this room for everyone?"), yes, no);
       no.focus();
     });
-    return h("details", { className: "chat-settings" }, h("summary", {}, "Room settings"), form);
+    return h("details", { class: "chat-settings" }, h("summary", {}, "Room settings"), form);
   }
 
   // ---- teardown -----------------------------------------------------------------------
