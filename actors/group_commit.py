@@ -84,5 +84,8 @@ class GroupCommit:
     async def room(self, room_id: str) -> RoomRecord | None:
         return await self._store.room(room_id)
 
+    async def rooms(self, room_ids: Sequence[str]) -> dict[str, RoomRecord]:
+        return await self._store.rooms(room_ids)
+
     async def recent(self, room_id: str, upto: int, limit: int) -> list[StoredMessage]:
         return await self._store.recent(room_id, upto, limit)

@@ -22,6 +22,7 @@ from actors.session import JoinObserver, SessionActor, SessionLimits, TeamLeft, 
 from actors.supervisor import RestartPolicy, Supervisor
 from storage.bus import Bus
 from storage.presence import Presence
+from storage.rooms import RoomRecord
 
 logger = logging.getLogger(__name__)
 
@@ -208,8 +209,24 @@ class Hub:
         while True:
             await asyncio.sleep(self._config.tick_interval)
             self._retry_deletions()
-            for room in self.rooms.live():
-                self._tells.tell(room, Tick(), sender="hub")
+            rooms = list(self.rooms.live())
+            read_at = asyncio.get_running_loop().time()
+            settings = await self._settings_of([room.room_id for room in rooms])
+            for room in rooms:
+                tick = Tick(settings.get(room.room_id), read_at)
+                self._tells.tell(room, tick, sender="hub")
+
+    async def _settings_of(self, room_ids: list[str]) -> dict[str, RoomRecord]:
+        """The live rooms' records in one read, for their tick; none if it fails or takes
+        longer than a tick (the rooms then skip what needs them: a tick waits at most that)."""
+        if not room_ids:
+            return {}
+        try:
+            async with asyncio.timeout(self._config.tick_interval):
+                return await self._store.rooms(room_ids)
+        except Exception as exc:  # noqa: BLE001 - reads fail untyped (driver errors); next tick
+            logger.warning("tick: reading %d rooms failed: %r", len(room_ids), exc)
+            return {}
 
     def close_all(self, reason: CloseReason) -> None:
         """Ask every live connection to close, for `reason` (at shutdown)."""

@@ -49,6 +49,10 @@ class MessageStore(Protocol):
         """The room's settings and newest `seq`; None when it does not exist."""
         ...
 
+    async def rooms(self, room_ids: Sequence[str]) -> dict[str, RoomRecord]:
+        """`room` for many rooms at once, by id; the missing ones are left out."""
+        ...
+
     async def recent(self, room_id: str, upto: int, limit: int) -> list[StoredMessage]:
         """The newest `limit` messages with `seq <= upto`, ascending (the model's context)."""
         ...

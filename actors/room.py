@@ -103,11 +103,17 @@ class RoomActor(Actor[RoomMessage]):
         self._gone = False  # deleted: what is still queued is answered `not_found`
         self._subscription: Subscription | None = None
         self._settings: RoomRecord | None = None  # mode and system prompt, refreshed by Tick
+        self._settings_read_at = 0.0  # loop time the read of `_settings` began
         self.presence = RoomPresence(room_id, presence)  # kept across restarts, as `members`
         self._bus_ready = bus_ready
         self.assistant = RoomAssistant(
             room_id, assistant, store=store, bus=bus, interrupt_after=interrupt_after
         )
+
+    @property
+    def settings(self) -> RoomRecord | None:
+        """The room's settings as last read (None before it started)."""
+        return self._settings
 
     # Life.
 
@@ -115,11 +121,12 @@ class RoomActor(Actor[RoomMessage]):
         if self._outgoing:
             await self._flush()  # collected before a crash: the members still get them
         if self.delivered_seq is None:
+            read_at = asyncio.get_running_loop().time()
             room = await self._store.room(self.room_id)
             if room is None:
                 raise NotFound("no such room")
             self.delivered_seq = room.last_seq
-            self._settings = room
+            self._settings, self._settings_read_at = room, read_at
             self.assistant.preload(room)
             await self.presence.load()  # who is here on other instances; then the tick
         if self._subscription is None:
@@ -211,7 +218,7 @@ class RoomActor(Actor[RoomMessage]):
             case CancelGeneration():
                 self.assistant.cancel(message)
             case Tick():
-                await self._tick()
+                await self._tick(message)
             case Changed():
                 await self._reload_settings()
             case Deleted():
@@ -478,25 +485,27 @@ class RoomActor(Actor[RoomMessage]):
 
     # Across instances.
 
-    async def _tick(self) -> None:
-        await self._reload_settings()
-        await self._catch_up()
+    async def _tick(self, tick: Tick) -> None:
+        if tick.settings is not None:
+            if tick.read_at >= self._settings_read_at:  # not older than a reload of ours
+                self._settings, self._settings_read_at = tick.settings, tick.read_at
+            await self._catch_up(tick.settings.last_seq)
         if self._unpublished:
             self._has_pending.set()  # the committer tries the bus again
         self.presence.tick()
         await self._act(self.assistant.tick())
 
-    async def _catch_up(self) -> None:
+    async def _catch_up(self, last_seq: int) -> None:
         """Fetch from the database what was committed a tick ago and has still not come.
 
         The bus brings every event of a live instance, and a later event shows a gap at
         once. But an instance that committed messages and died before publishing them (its
         relay died with it), or a Redis that lost its streams, may leave a gap that no later
         event reveals. So each tick compares the room's `last_seq` read on the previous
-        tick with what was delivered; events still on their way are given a whole tick.
+        tick (`last_seq` is this tick's) with what was delivered; events still on their way
+        are given a whole tick.
         """
-        target = self._expected_seq
-        self._expected_seq = self._settings.last_seq if self._settings is not None else None
+        target, self._expected_seq = self._expected_seq, last_seq
         delivered = self.delivered_seq or 0
         if target is None or target <= delivered:
             return
@@ -510,14 +519,15 @@ class RoomActor(Actor[RoomMessage]):
             self._order(RoomEvent.of(payload))
 
     async def _reload_settings(self) -> None:
-        """Pick up a changed mode or system prompt (every tick, and on `room_changed`)."""
+        """Pick up a changed mode or system prompt now (on `room_changed`)."""
+        read_at = asyncio.get_running_loop().time()
         try:
             room = await self._store.room(self.room_id)
         except Exception as exc:  # noqa: BLE001 - reads fail untyped (driver errors)
             logger.warning("room %s: settings reload failed: %r", self.room_id, exc)
             return
         if room is not None:
-            self._settings = room
+            self._settings, self._settings_read_at = room, read_at
 
     def _left_frame(self, reason: LeftReason) -> bytes:
         return frame({"type": EventKind.LEFT, "room": self.room_id, "reason": reason})

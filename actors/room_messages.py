@@ -23,6 +23,7 @@ from errors import RoomcastError
 from storage.bus import Bus
 from storage.messages import Appended, NewMessage
 from storage.redis import REDIS_DOWN
+from storage.rooms import RoomRecord
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +121,16 @@ class GenerationDone:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """Periodic: refresh presence, heartbeat our generation, watch others' generations."""
+    """Periodic: refresh presence, heartbeat our generation, watch others' generations.
+
+    `settings` is the room as the database had it a moment ago, read by the hub for every
+    live room at once (None when that read failed): the room picks up a changed mode or
+    system prompt the control stream may have missed, and catches up on what it missed.
+    `read_at` is the loop time that read began.
+    """
+
+    settings: RoomRecord | None = None
+    read_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

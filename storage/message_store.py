@@ -18,6 +18,8 @@ from storage.rooms import RoomAccess, RoomRecord
 from storage.teams import Role
 
 REPLAY_PAGE = 1000
+#: Rooms read by one statement of `rooms()` (the live rooms' tick).
+ROOMS_PER_READ = 500
 
 
 class SqlMessageStore:
@@ -68,6 +70,16 @@ class SqlMessageStore:
         if room is not None:
             self._team_of[room_id] = room.team_id
         return room
+
+    async def rooms(self, room_ids: Sequence[str]) -> dict[str, RoomRecord]:
+        found: dict[str, RoomRecord] = {}
+        async with self._database.autocommit.connect() as connection:
+            for start in range(0, len(room_ids), ROOMS_PER_READ):
+                part = room_ids[start : start + ROOMS_PER_READ]
+                for room in await rooms.get_many(connection, part):
+                    found[room.id] = room
+                    self._team_of[room.id] = room.team_id
+        return found
 
     async def recent(self, room_id: str, upto: int, limit: int) -> list[StoredMessage]:
         async with self._database.reads() as session:

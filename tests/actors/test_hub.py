@@ -6,12 +6,15 @@ import asyncio
 import logging
 
 import pytest
+from sqlalchemy import event
 
 from actors.close_reason import CloseReason
 from actors.events import RoomEvent
 from actors.requests import Auth, Ping
-from actors.room_messages import topic
+from actors.room_messages import Exit, Tick, topic
+from storage import rooms
 from storage.db import Database
+from tests import seed
 from tests.actors.realtime import (
     Realtime,
     eventually,
@@ -156,3 +159,64 @@ async def test_a_deletion_a_busy_room_cannot_take_is_told_again_on_a_later_tick(
         left = await session.outbound.wait_for("left", room=lobby.id)
         assert left["reason"] == "deleted"
         await eventually(lambda: not room.is_alive)
+
+
+async def test_a_tick_reads_every_live_room_in_one_statement_and_applies_what_it_read(
+    database: Database,
+) -> None:
+    """The hub reads the live rooms' records once per tick, for all of them: a settings
+    change the control stream never brought still reaches each room, at the cost of one
+    statement per tick, not one per room."""
+    async with started_hub(database, tick_interval=0.05) as realtime:
+        async with database.sessions.begin() as session:
+            annex = await seed.room(session, realtime.lobby.team_id, realtime.ada, "annex")
+        session_ = realtime.open()
+        for room_id in (realtime.lobby.id, annex.id):
+            await session_.join(room_id)
+        lobby, other = realtime.hub.room(realtime.lobby.id), realtime.hub.room(annex.id)
+        async with database.sessions.begin() as session:
+            for room_id in (realtime.lobby.id, annex.id):
+                await rooms.change(session, room_id, assistant="auto", system_prompt="Be terse.")
+
+        await eventually(
+            lambda: all(
+                r.settings is not None and r.settings.assistant == "auto" for r in (lobby, other)
+            )
+        )
+        assert other.settings is not None and other.settings.system_prompt == "Be terse."
+
+        reads: list[tuple[str, object]] = []
+
+        def seen(
+            _conn: object, _cursor: object, statement: str, params: object, *_: object
+        ) -> None:
+            if "FROM rooms" in statement:
+                reads.append((statement, params))
+
+        event.listen(database.engine.sync_engine, "before_cursor_execute", seen)
+        try:
+            await asyncio.sleep(0.3)  # some six ticks
+        finally:
+            event.remove(database.engine.sync_engine, "before_cursor_execute", seen)
+        assert reads
+        for statement, params in reads:  # each tick: one statement naming both rooms
+            assert " IN " in statement
+            assert {realtime.lobby.id, annex.id} <= set(map(str, params))  # type: ignore[call-overload]
+
+
+async def test_a_tick_read_before_a_reload_does_not_undo_it(realtime: Realtime) -> None:
+    """`room_changed` makes the room read its settings at once; a tick whose read began
+    earlier carries the older settings and must not put them back."""
+    lobby = realtime.lobby
+    session = realtime.open()
+    await session.join(lobby.id)
+    room = realtime.hub.room(lobby.id)
+    async with realtime.database.sessions.begin() as db:
+        await rooms.change(db, lobby.id, assistant="off")
+    realtime.hub.room_changed(lobby.id)
+    await eventually(lambda: room.settings is not None and room.settings.assistant == "off")
+
+    room.tell(Tick(lobby, read_at=0.0))  # read (with mode "mention") before the reload
+    await room.ask(lambda reply: Exit("nobody", None, reply), timeout=5)  # the tick is done
+
+    assert room.settings is not None and room.settings.assistant == "off"
