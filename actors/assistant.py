@@ -39,6 +39,10 @@ class Quotas(Protocol):
         """Count one prompt; False past the allowance. Raises Unavailable: not counted."""
         ...
 
+    def expect(self, user_id: str) -> None:
+        """The user may prompt soon: get ready (in the background) to count it at once."""
+        ...
+
 
 class AssistantObserver(Protocol):
     """What the assistant tells the operator's metrics (the server wires Prometheus in).

@@ -233,6 +233,7 @@ class RoomActor(Actor[RoomMessage]):
             self.presence.left(replaced.user.id)
         self.members[member.session_id] = member
         first_of_user = self.presence.entered(member.user)
+        self.assistant.entered(member.user.id, self._settings)
         last = self.delivered_seq or 0
         joined = {
             "type": EventKind.JOINED,

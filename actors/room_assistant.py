@@ -128,6 +128,11 @@ class RoomAssistant:
         # A failed preload is not an error: the first prompt reads the database instead.
         self._preload.add_done_callback(lambda task: task.cancelled() or task.exception())
 
+    def entered(self, user_id: str, settings: RoomRecord | None) -> None:
+        """A user entered the room: if it answers prompts, get their allowance ready."""
+        if self._deps is not None and settings is not None and settings.assistant != "off":
+            self._deps.quotas.expect(user_id)
+
     def remember(self, event: RoomEvent) -> None:
         """A stored event reached the members in `seq` order: the context grows by it."""
         if self._memory is not None and event.kind is EventKind.MESSAGE:

@@ -6,8 +6,7 @@ room's subscriptions everywhere; `member_removed` takes the team's rooms from th
 sessions everywhere (removed from the team, or left it); `member_changed` (a new role)
 makes every instance's cached room access forget the user's role in the team (as
 `room_deleted`, `member_removed` and `room_changed` clear what they concern); `plan_changed`
-is informational (quotas read the plan from the database on every prompt, so a change
-applies at once on every instance).
+and `member_removed` make the quotas forget the plans they keep (server/billing/quotas.py).
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import orjson
 from aiohttp import web
 
 from server.auth.revocation import Revoked
-from server.state import BUS, HUB, REVOCATIONS, TOKENS
+from server.state import BUS, HUB, QUOTAS, REVOCATIONS, TOKENS
 from storage.bus import BUS_FAILED, BusEvent
 
 logger = logging.getLogger(__name__)
@@ -51,6 +50,7 @@ async def member_removed(app: web.Application, team_id: str, user_id: str) -> No
     except BUS_FAILED as exc:  # this instance at least; the rest on re-auth
         logger.warning("member_removed of %s from %s not announced: %r", user_id, team_id, exc)
         app[HUB].member_removed(team_id, user_id)
+        app[QUOTAS].forget_plans(user_id)
 
 
 async def member_changed(app: web.Application, team_id: str, user_id: str) -> None:
@@ -99,6 +99,7 @@ def handler(app: web.Application) -> Any:
             app[HUB].room_deleted(str(event["room_id"]))
         elif kind == "member_removed":
             app[HUB].member_removed(str(event["team_id"]), str(event["user_id"]))
+            app[QUOTAS].forget_plans(str(event["user_id"]))
         elif kind == "member_changed":
             app[HUB].member_changed(str(event["team_id"]), str(event["user_id"]))
         elif kind == "user_changed":
@@ -107,6 +108,7 @@ def handler(app: web.Application) -> Any:
             app[HUB].room_changed(str(event["room_id"]))
         elif kind == "plan_changed":
             logger.info("control: plan of team=%s changed", event.get("team_id"))
+            app[QUOTAS].forget_plans()
 
     return on_event
 

@@ -8,6 +8,7 @@ what the `past_due` grace period counts from (the caller passes it as `status_si
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -127,6 +128,22 @@ async def for_user(session: AsyncSession, user_id: str) -> list[SubscriptionReco
         .where(TeamMember.user_id == user_id)
     )
     return [SubscriptionRecord.of(row) for row in result.scalars()]
+
+
+async def statuses_of_users(
+    session: AsyncSession, user_ids: Collection[str]
+) -> dict[str, list[tuple[str, datetime]]]:
+    """Each user's teams' subscriptions as (status, status since), in one statement; users
+    in no subscribed team are left out."""
+    result = await session.execute(
+        select(TeamMember.user_id, Subscription.status, Subscription.updated_at)
+        .join(TeamMember, TeamMember.team_id == Subscription.team_id)
+        .where(TeamMember.user_id.in_(user_ids))
+    )
+    found: dict[str, list[tuple[str, datetime]]] = {}
+    for user_id, status, since in result:
+        found.setdefault(user_id, []).append((status, since))
+    return found
 
 
 async def team_of_subscription(session: AsyncSession, subscription_id: str) -> str | None:

@@ -7,7 +7,7 @@ does not hand out the day's allowance a second time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import date
 
 from sqlalchemy import select
@@ -25,6 +25,18 @@ async def prompts_on(session: AsyncSession, user_id: str, day: date) -> int:
         )
     )
     return found or 0
+
+
+async def prompts_of_users_on(
+    session: AsyncSession, user_ids: Collection[str], day: date
+) -> dict[str, int]:
+    """`prompts_on` for many users, in one statement; those with none are left out."""
+    result = await session.execute(
+        select(UsageCounter.user_id, UsageCounter.ai_prompts).where(
+            UsageCounter.user_id.in_(user_ids), UsageCounter.day == day
+        )
+    )
+    return {user_id: count for user_id, count in result if count}
 
 
 async def add_prompts(session: AsyncSession, counts: Mapping[tuple[str, date], int]) -> None:

@@ -3,9 +3,15 @@
 A user's allowance is that of their best plan among the teams they belong to (one pro team
 makes its members pro users). A prompt is granted on the plan looked up at most
 `PLAN_KEPT` seconds ago, and refused only on a plan looked up now: an upgrade takes effect
-at once, a downgrade within seconds, and a granted prompt costs no database read. The
-count lives under a key per user and UTC day that expires a little after the day ends, so
-nothing needs resetting.
+at once, a downgrade as soon as the control stream tells of it (`plan_changed`,
+`member_removed`; at worst after `PLAN_KEPT`), and a granted prompt costs no database read.
+The count lives under a key per user and UTC day that expires a little after the day ends,
+so nothing needs resetting.
+
+A prompt waits for no lookup either: when a user enters a room with an assistant, their
+plan and the day's recorded count are looked up in the background (`expect`), together
+with other users' (one statement each for up to `LOOKUP_BATCH` users), and a plan that
+grants a prompt when half its time is up is looked up again the same way.
 
 The key-value store is fast but may forget (the in-memory default, with its instance):
 every granted prompt is also added to the user's `usage_counters` row, in batches a
@@ -28,6 +34,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import islice
 from time import monotonic
 from typing import Any
 
@@ -44,7 +51,9 @@ logger = logging.getLogger(__name__)
 # Keys outlive their day by this much, so a clock a little behind still finds them.
 EXPIRY_MARGIN = timedelta(hours=1)
 #: Seconds a user's plan is trusted to grant their prompts without a database read.
-PLAN_KEPT = 10.0
+PLAN_KEPT = 60.0
+#: Users whose plans and counts one background lookup reads, at most.
+LOOKUP_BATCH = 500
 #: Seconds granted prompts wait to be written to `usage_counters`, together.
 SAVE_AFTER = 0.5
 
@@ -91,6 +100,10 @@ class Quotas:
         self._started: tuple[date, set[str]] = (date.min, set())  # users counted today here
         self._unsaved: Counter[tuple[str, date]] = Counter()
         self._saver: asyncio.Task[None] | None = None
+        self._wanted: dict[str, None] = {}  # users to look up in the background, in order
+        self._looking_up: dict[str, asyncio.Future[None]] = {}  # wanted or read: -> the end
+        self._lookups_done: asyncio.Future[None] | None = None  # when `_wanted` is empty
+        self._lookups: asyncio.Task[None] | None = None
 
     async def plan_of(self, user_id: str) -> PlanId:
         """The best plan in force among the user's teams."""
@@ -107,6 +120,9 @@ class Quotas:
         Raises:
             Unavailable: the counter or the database cannot be reached.
         """
+        lookup = self._looking_up.get(user_id)
+        if lookup is not None:  # already on its way: no second read
+            await asyncio.shield(lookup)
         plan, fresh = await self._plan_for_prompt(user_id)
         day = self._clock().astimezone(UTC).date()
         calls, refusals, ttl = self._keys(user_id)
@@ -132,37 +148,121 @@ class Quotas:
                 await self.plan_of("")
                 async with self._database.reads() as session:
                     await usage.prompts_on(session, "", day)
+                    await subscriptions.statuses_of_users(session, [""])
+                    await usage.prompts_of_users_on(session, [""], day)
         except Unavailable as exc:  # only a head start: the first prompts do it instead
             logger.warning("quotas: warm-up skipped: %s", exc)
 
     async def close(self) -> None:
-        """Write what is still unsaved (at shut-down)."""
+        """Stop looking up; write what is still unsaved (at shut-down)."""
+        self._wanted.clear()
+        if self._lookups is not None:
+            self._lookups.cancel()
+            await asyncio.wait([self._lookups])
         if self._saver is not None:
             self._saver.cancel()
             await asyncio.wait([self._saver])
             self._saver = None
         await self._save(retry=False)
 
+    def expect(self, user_id: str) -> None:
+        """The user may prompt soon (they entered a room with an assistant): look up their
+        plan and the day's recorded count in the background, so the prompt waits for
+        neither."""
+        kept = self._plans.get(user_id)
+        if kept is not None and monotonic() - kept[1] < PLAN_KEPT / 2:
+            day = self._clock().astimezone(UTC).date()
+            if user_id in self._started_on(day):
+                return
+        if user_id in self._looking_up:
+            return
+        if self._lookups_done is None:
+            self._lookups_done = asyncio.get_running_loop().create_future()
+        self._looking_up[user_id] = self._lookups_done
+        self._wanted[user_id] = None
+        if self._lookups is None:
+            self._lookups = asyncio.create_task(self._look_up_wanted(), name="quotas: lookups")
+
+    def forget_plans(self, user_id: str | None = None) -> None:
+        """A plan changed (`user_id` None: any team's) or the user left a team: read again."""
+        if user_id is None:
+            self._plans.clear()
+        else:
+            self._plans.pop(user_id, None)
+
+    async def _look_up_wanted(self) -> None:
+        """Look up the wanted users, a batch at a time, until none is left."""
+        try:
+            while self._wanted:
+                users = list(islice(self._wanted, LOOKUP_BATCH))
+                for user_id in users:
+                    del self._wanted[user_id]
+                try:
+                    await self._look_up(users)
+                except Exception as exc:  # noqa: BLE001 - only a head start: a prompt reads itself
+                    logger.warning("quotas: looking up %d users failed: %r", len(users), exc)
+                for user_id in users:
+                    self._looking_up.pop(user_id, None)
+        finally:
+            # Cancelled (closing) or done: whoever waits goes on, reading for itself.
+            self._lookups, done, self._lookups_done = None, self._lookups_done, None
+            self._looking_up.clear()
+            self._wanted.clear()
+            if done is not None:
+                done.set_result(None)
+
+    async def _look_up(self, users: list[str]) -> None:
+        """Read the plans and the day's recorded counts of `users`, one statement each."""
+        now = self._clock()
+        day = now.astimezone(UTC).date()
+        async with self._database.reads() as session:
+            statuses = await subscriptions.statuses_of_users(session, users)
+            recorded = await usage.prompts_of_users_on(session, users, day)
+        read_at = monotonic()
+        for user_id in users:
+            plans = (effective_plan(*row, now, self._limits) for row in statuses.get(user_id, ()))
+            self._keep_plan(user_id, best_plan(plans), read_at)
+        started = self._started_on(day)
+        for user_id in users:
+            if user_id not in started:
+                calls, _refusals, ttl = self._keys(user_id)
+                if recorded.get(user_id):
+                    await self._kv.set_if_absent(calls, b"%d" % recorded[user_id], ttl)
+                started.add(user_id)
+
     async def _plan_for_prompt(self, user_id: str) -> tuple[PlanId, bool]:
         """The user's plan as read at most PLAN_KEPT seconds ago; and whether read now."""
         kept = self._plans.get(user_id)
-        if kept is not None and monotonic() - kept[1] < PLAN_KEPT:
-            return kept[0], False
+        if kept is not None:
+            age = monotonic() - kept[1]
+            if age < PLAN_KEPT:
+                if age >= PLAN_KEPT / 2:
+                    self.expect(user_id)  # read again before it is needed
+                return kept[0], False
         return await self._fresh_plan(user_id), True
 
     async def _fresh_plan(self, user_id: str) -> PlanId:
+        read_at = monotonic()
         with unavailable_when_down():
             plan = await self.plan_of(user_id)
-        if len(self._plans) > 100_000:
-            self._plans.clear()
-        self._plans[user_id] = (plan, monotonic())
+        self._keep_plan(user_id, plan, read_at)
         return plan
 
-    async def _start_counter(self, user_id: str, day: date, calls: str, ttl: float) -> None:
-        """The day's first prompt here: a counter the store lost starts from the database."""
+    def _keep_plan(self, user_id: str, plan: PlanId, read_at: float) -> None:
+        if len(self._plans) > 100_000:
+            self._plans.clear()
+        self._plans[user_id] = (plan, read_at)
+
+    def _started_on(self, day: date) -> set[str]:
+        """The users whose counter was started here on `day` (see `_start_counter`)."""
         started_day, started = self._started
         if started_day != day:
             self._started = started_day, started = day, set()
+        return started
+
+    async def _start_counter(self, user_id: str, day: date, calls: str, ttl: float) -> None:
+        """The day's first prompt here: a counter the store lost starts from the database."""
+        started = self._started_on(day)
         if user_id in started:
             return
         if await self._kv.get(calls) is None:

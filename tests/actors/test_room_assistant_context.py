@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import event
 
 from actors.assistant import AssistantConfig
 from actors.assistant_memory import ContextMemory, Remembered
 from actors.events import RoomEvent
 from actors.llm import Chunk, Prompt, Turn
+from actors.outbound import OutboundQueue
 from actors.ports import UserRef
 from actors.room import RoomActor
 from actors.room_messages import AssistantDeps, Enter, FromBus, Member, Post
@@ -236,3 +238,31 @@ async def test_a_prompt_whose_allowance_cannot_be_checked_is_refused_as_unavaila
     await room.actor.stop()
     await room.quotas.close()
     await client.aclose()
+
+
+async def test_a_member_who_enters_gets_an_allowance_ready_so_their_prompt_reads_no_plan(
+    room: Room, database: Database
+) -> None:
+    """Entering a room that answers prompts starts the quota's lookup of the user; their
+    prompt then counts against memory, with no read of plans or counters on its way."""
+    assert room.author.id is not None
+    member = Member("s1", UserRef(room.author.id, room.author.name), OutboundQueue())
+    quota_reads: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().startswith("SELECT") and (
+            "subscriptions" in statement or "usage_counters" in statement
+        ):
+            quota_reads.append(statement)
+
+    engine = database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        await room.actor.ask(lambda reply: Enter(member, None, None, reply), timeout=5)
+        await room.prompt("ready?")  # whether or not the lookup has ended by now
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    # The lookup's two statements for a batch of users; nothing for this user alone.
+    assert len(quota_reads) == 2
+    assert all(" IN " in statement for statement in quota_reads)
+    assert await room.quotas.used_today(room.author.id) == 1

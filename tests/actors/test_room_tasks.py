@@ -155,6 +155,7 @@ async def eventually(condition: Any) -> None:
 async def make_lobby(database: Database) -> AsyncIterator[Any]:
     """Start a room on real storage with the given RoomActor keywords; stopped afterwards."""
     rooms: list[RoomActor] = []
+    quotas: list[Quotas] = []
 
     async def make(**options: Any) -> Lobby:
         ada, _, record = await seed.user_team_room(database)
@@ -162,11 +163,16 @@ async def make_lobby(database: Database) -> AsyncIterator[Any]:
         room = RoomActor(record.id, store=store, bus=bus, presence=presence, **options)
         room.start()
         rooms.append(room)
+        assistant = options.get("assistant")
+        if assistant is not None and isinstance(assistant.quotas, Quotas):
+            quotas.append(assistant.quotas)  # closed too: their lookups run in a task
         return Lobby(room, record, store, presence, bus, Author.user(ada.id, ada.name))
 
     yield make
     for room in rooms:
         await room.stop()
+    for each in quotas:
+        await each.close()
 
 
 # Order and gaps.

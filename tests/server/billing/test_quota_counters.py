@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import event
 
 from errors import Unavailable
 from server.billing.quotas import Quotas
@@ -91,3 +92,80 @@ async def test_warming_up_counts_nothing(database: Database) -> None:
     assert await quotas.try_consume(user_id) is True
     await quotas.close()
     assert await recorded(database, user_id) == 1
+
+
+class Statements:
+    """The SQL statements the database is sent while counting."""
+
+    def __init__(self, database: Database) -> None:
+        self.seen: list[str] = []
+        self._engine = database.engine.sync_engine
+
+    def _seen(self, _conn: object, _cursor: object, statement: str, *_: object) -> None:
+        self.seen.append(statement)
+
+    def __enter__(self) -> list[str]:
+        event.listen(self._engine, "before_cursor_execute", self._seen)
+        return self.seen
+
+    @staticmethod
+    def reads(statements: list[str]) -> list[str]:
+        """The plan and count lookups among `statements` (granted prompts are written in
+        the background, with statements of their own)."""
+        return [
+            statement
+            for statement in statements
+            if statement.lstrip().startswith("SELECT")
+            and ("subscriptions" in statement or "usage_counters" in statement)
+        ]
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._seen)
+
+
+async def test_users_expected_to_prompt_are_looked_up_together_and_their_prompts_read_nothing(
+    database: Database,
+) -> None:
+    users = [await a_user(database) for _ in range(3)]
+    quotas = Quotas(MemoryKeyValue(), database, LIMITS)
+    with Statements(database) as looked_up:
+        for user_id in users:
+            quotas.expect(user_id)
+        # A prompt that comes before the lookup is done waits for it instead of reading.
+        assert await quotas.try_consume(users[0]) is True
+    assert len(Statements.reads(looked_up)) == 2  # plans and counts, all three at once
+
+    with Statements(database) as counting:
+        assert [await quotas.try_consume(user_id) for user_id in users] == [True] * 3
+    assert Statements.reads(counting) == []
+    await quotas.close()
+    assert [await recorded(database, user_id) for user_id in users] == [2, 1, 1]
+
+
+async def test_a_lookup_after_a_restart_starts_the_count_from_usage_counters(
+    database: Database,
+) -> None:
+    user_id = await a_user(database)
+    before = Quotas(MemoryKeyValue(), database, LIMITS)
+    assert [await before.try_consume(user_id) for _ in range(2)] == [True, True]
+    await before.close()
+
+    after = Quotas(MemoryKeyValue(), database, LIMITS)
+    after.expect(user_id)
+    assert [await after.try_consume(user_id) for _ in range(2)] == [True, False]
+    await after.close()
+    assert await recorded(database, user_id) == 3
+
+
+async def test_a_forgotten_plan_is_read_again_for_the_next_prompt(database: Database) -> None:
+    user_id = await a_user(database)
+    quotas = Quotas(MemoryKeyValue(), database, LIMITS)
+    assert await quotas.try_consume(user_id) is True
+    with Statements(database) as kept:
+        assert await quotas.try_consume(user_id) is True
+    quotas.forget_plans(user_id)  # the control stream: the user left a team
+    with Statements(database) as forgotten:
+        assert await quotas.try_consume(user_id) is True
+    await quotas.close()
+    assert Statements.reads(kept) == []
+    assert any("subscriptions" in statement for statement in forgotten)
