@@ -14,6 +14,7 @@ from actors.hub import Hub, HubConfig
 from actors.ports import Verified
 from actors.room_messages import AssistantDeps, FaultHook
 from actors.session import SessionLimits
+from errors import Unavailable
 from server import control, ws
 from server.auth.guard import require_admin
 from server.http import shapes
@@ -37,6 +38,7 @@ from server.state import (
     SETTINGS,
     TOKENS,
 )
+from storage.db import unavailable_when_down
 from storage.message_store import SqlMessageStore, SqlRoomDirectory
 from storage.room_lists import RoomListCache
 
@@ -54,8 +56,10 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     and control events routed into the hub, and (across instances) the bus probe."""
     llm = await _start_llm(app)
     await app[QUOTAS].warm_up()
+    store = SqlMessageStore(app[DATABASE], RoomListCache(app[CACHE]))
+    await _warm_up(store)
     probe = _bus_probe(app)
-    hub = app[HUB] = _new_hub(app, llm, probe)
+    hub = app[HUB] = _new_hub(app, llm, store, probe)
     stop_closing_revoked = _close_revoked_sessions(app, hub)
     hub.start()
     control_subscription = await control.subscribe(app)
@@ -90,7 +94,17 @@ async def _start_llm(app: web.Application) -> ResilientLLM:
     return llm
 
 
-def _new_hub(app: web.Application, llm: ResilientLLM, probe: Probe | None) -> Hub:
+async def _warm_up(store: SqlMessageStore) -> None:
+    try:
+        with unavailable_when_down():
+            await store.warm_up()
+    except Unavailable as exc:  # only a head start: the first sends do it instead
+        logger.warning("message store: warm-up skipped: %s", exc)
+
+
+def _new_hub(
+    app: web.Application, llm: ResilientLLM, store: SqlMessageStore, probe: Probe | None
+) -> Hub:
     """The instance's hub on the real storage; it refuses sends while the probe is stale."""
     database, metrics, settings = app[DATABASE], app[METRICS], app[SETTINGS]
 
@@ -103,7 +117,7 @@ def _new_hub(app: web.Application, llm: ResilientLLM, probe: Probe | None) -> Hu
         queue_size=settings.ai_queue_size,
     )
     return Hub(
-        store=SqlMessageStore(database, RoomListCache(app[CACHE])),
+        store=store,
         # Kept room access is trusted only while the control stream is heard.
         directory=SqlRoomDirectory(database, trusted=probe.healthy if probe else lambda: True),
         bus=app[BUS],

@@ -82,11 +82,14 @@ def make_engine(url: str, *, pool_size: int = 10, connect_timeout: float = 5.0) 
         return engine
     # No pre-ping (a round trip per checkout on the hot path): a connection that died with
     # a database restart fails its first statement, and SQLAlchemy then invalidates the
-    # whole pool, so the next checkout connects afresh.
+    # whole pool, so the next checkout connects afresh. Last in, first out: the connection
+    # used last is used next, so the statements a request runs are prepared on it already
+    # (a statement's first run on a connection costs some 15 ms more), and the rest idle.
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
+        pool_use_lifo=True,
         pool_timeout=connect_timeout,
         connect_args={"timeout": connect_timeout, "command_timeout": 30},
     )
