@@ -27,7 +27,14 @@ from dataclasses import asdict, dataclass
 from typing import IO, Any
 
 from loadtests.assistant_client import Assist, AssistRoom
-from loadtests.processes import REPO, WorkerPool, _pin_and_lift
+from loadtests.processes import (
+    REPO,
+    CpuMeter,
+    WorkerPool,
+    _pin_and_lift,
+    cores_busy_seconds,
+    cpu_seconds,
+)
 from loadtests.report import percentile
 from loadtests.seed import SeededRoom
 
@@ -115,6 +122,7 @@ class AssistantFigures:
     delivery_p99_ms: float
     delivery_max_ms: float
     unmatched_requests: int  # members whose first token the fake's log does not hold
+    cpu: dict[str, float]  # CPU % over the scenario (100 = one core): see `cpu_line`
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,7 +145,17 @@ class AssistantFigures:
             f"answers: {self.answers_expected} expected, complete={self.complete} "
             f"incomplete={self.incomplete} ({reasons}); refused prompts="
             f"{sum(self.prompt_errors.values()) + self.unacked_prompts}",
+            self.cpu_line(),
         ]
+
+    def cpu_line(self) -> str:
+        """Who was busy: a server core much busier than the server means other load."""
+        cpu = self.cpu
+        return (
+            f"CPU over the scenario: server {cpu['server']:.0f}% (its core busy "
+            f"{cpu['server_core']:.0f}%), load clients {cpu['clients']:.0f}%, fake Gemini "
+            f"{cpu['fake']:.0f}% (client cores busy {cpu['client_cores']:.0f}%)"
+        )
 
 
 def _ms(values: list[int], fraction: float) -> float:
@@ -146,6 +164,8 @@ def _ms(values: list[int], fraction: float) -> float:
 
 def run_assistant(
     port: int,
+    server_pid: int,
+    cores: tuple[set[int], set[int]],
     pool: WorkerPool,
     rooms: list[SeededRoom],
     tokens: dict[str, str],
@@ -158,7 +178,19 @@ def run_assistant(
     workers = len(pool.pipes)
     parts = [tuple(plans[i::workers]) for i in range(workers)]
     timeout = answer_tokens / rate + 60.0
+    server_core, client_cores = cores
+    meter = CpuMeter(
+        {
+            "server": lambda: cpu_seconds([server_pid]),
+            "server_core": lambda: cores_busy_seconds(server_core),
+            "clients": lambda: cpu_seconds(pool.pids),
+            "fake": lambda: cpu_seconds([fake.pid]),
+            "client_cores": lambda: cores_busy_seconds(client_cores),
+        }
+    )
+    meter.start()
     replies = pool.run([Assist(port, part, timeout) for part in parts], timeout + 120)
+    cpu = meter.stop()
     deadline = time.monotonic() + 5.0  # the fake logs a request once its stream ended
     while len(fake.requests) < len(rooms) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -214,4 +246,5 @@ def run_assistant(
         delivery_p99_ms=_ms(latencies, 0.99),
         delivery_max_ms=(latencies[-1] / 1e6) if latencies else 0.0,
         unmatched_requests=unmatched,
+        cpu=cpu,
     )

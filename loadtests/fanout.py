@@ -490,6 +490,8 @@ def run_assistant_scenario(args: argparse.Namespace, stack: contextlib.ExitStack
     try:
         figures = run_assistant(
             server.port,
+            server.pid,
+            ({args.server_core}, set(args.client_cores)),
             pool,
             rooms,
             tokens,

@@ -82,6 +82,8 @@ def test_quick_assistant_prints_ttfd_overhead_and_delivery_with_every_answer_com
     assert re.search(r"^answers: 12 expected, complete=12 incomplete=0 ", section, re.M), out
     assert "refused prompts=0" in section, out
     assert "first token is not in the fake's log" not in out, out
+    cpu = re.search(rf"^CPU over the scenario: server ({NUMBER})% \(its core busy ", section, re.M)
+    assert cpu and float(cpu[1]) > 0, section
 
     assistant = figures["assistant"]
     assert isinstance(assistant, dict)
@@ -90,6 +92,7 @@ def test_quick_assistant_prints_ttfd_overhead_and_delivery_with_every_answer_com
     assert assistant["deltas"] >= 12  # at least one per member (deltas may merge)
     assert assistant["ttfd_p50_ms"] > 0 and assistant["fake_first_p50_ms"] > 0
     assert assistant["delivery_p50_ms"] > 0
+    assert set(assistant["cpu"]) == {"server", "server_core", "clients", "fake", "client_cores"}
 
 
 @pytest.mark.slow
