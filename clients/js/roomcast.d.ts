@@ -87,7 +87,7 @@ export interface TypingEvent {
 export interface LeftEvent {
   type: "left";
   room: string;
-  /** absent on the reply to your own `leave`; otherwise forget the room */
+  /** absent on the reply to your own `leave` (its `re` is `l:<room>`); else forget the room */
   reason?: "deleted" | "removed" | string;
   re?: string | number;
 }
@@ -181,6 +181,14 @@ export declare class Client {
   connect(): Promise<void>;
   close(): Promise<void>;
   join(room: string, options?: { since?: number }): Promise<Joined>;
+  /**
+   * Left for the application at once: the room's events are dropped, `send` and `typing`
+   * refuse it, no reconnect joins it. Resolves on the server's `left` reply (a busy room's
+   * `rate_limited` or `unavailable` is retried with jittered backoff from 100 ms to 2 s),
+   * when the connection that was in the room ends, or at once for a room not joined.
+   * Rejects RequestError on another refusal, or with code "joined" when `join(room)` comes
+   * before the reply.
+   */
   leave(room: string): Promise<void>;
   lastSeq(room: string): number | undefined;
   send(room: string, body: string, options?: SendOptions): Promise<number>;

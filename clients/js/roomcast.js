@@ -17,6 +17,7 @@ const FRAMES_PER_SECOND = 40; // the server closes with 4429 above 50 a second
 const REFRESH_MARGIN_S = 60; // RefreshingToken refreshes this close to `exp`
 const SEND_RETRIES = 3; // a send refused with "retry shortly" is retried this often
 const SEND_RETRY_MS = 250; // first wait before such a retry, doubled each time
+const LEAVE_BACKOFF = { initial: 0.1, max: 2 }; // a `leave` a busy room refused, asked again
 
 // ------------------------------------------------------------------------------ errors
 
@@ -265,7 +266,7 @@ export class Client {
     this._reauthBefore = options.reauthBefore ?? 60;
 
     this._handlers = new Map(); // kind -> Set of handlers
-    this._rooms = new Map(); // room -> {lastSeq, joinedOn, waiters}
+    this._rooms = new Map(); // room -> {lastSeq, joinedOn, waiters, leaving}
     this._outbox = new Map(); // clientId -> {room, body, ai, clientId, sentOn, resolve, reject}
     this._requests = new Map(); // id -> {resolve, reject}
     this._nextId = 1;
@@ -341,7 +342,7 @@ export class Client {
 
   /** The highest `seq` seen in `room` (from `message` events or its `joined`), or undefined. */
   lastSeq(room) {
-    return this._rooms.get(room)?.lastSeq;
+    return this._joined(room)?.lastSeq;
   }
 
   // ---------------------------------------------------------------------- requests
@@ -355,8 +356,13 @@ export class Client {
     if (closed) return Promise.reject(closed);
     let entry = this._rooms.get(room);
     if (!entry) {
-      entry = { lastSeq: since, joinedOn: -1, waiters: [] };
+      entry = { lastSeq: since, joinedOn: -1, waiters: [], leaving: null };
       this._rooms.set(room, entry);
+    }
+    if (entry.leaving) {
+      // The join wins: written after the `leave`, the server ends with the room joined.
+      const error = new RequestError("joined", "joined again before the server let the room go");
+      this._settleLeave(entry, (leaving) => leaving.reject(error));
     }
     const waiter = deferred();
     entry.waiters.push(waiter);
@@ -364,15 +370,32 @@ export class Client {
     return waiter.promise;
   }
 
-  /** Leave `room` and forget it: it is not joined again after a reconnect. */
-  async leave(room) {
-    this._forget(room, "left", "the room was left");
-    if (!this._isReady()) return;
-    try {
-      await this._request({ type: "leave", room });
-    } catch (error) {
-      if (!(error instanceof ConnectionClosedError)) throw error;
+  /**
+   * Leave `room`. For the application it is left at once: its events are dropped, `send`
+   * and `typing` refuse it, `lastSeq` forgets it and no reconnect joins it again. Its join
+   * waiters reject RequestError and its unsent sends SendError (code "left"); sends already
+   * written still get their reply. The client keeps it with the server until the `left`
+   * reply: a room too busy to take the `leave` (`rate_limited`, `unavailable`) is asked
+   * again after a jittered wait from 100 ms doubling up to 2 s.
+   *
+   * Resolves once the server has let the room go: its `left` reply, or the end of the
+   * connection that was in it. A room this client is not in resolves at once: the goal is
+   * reached. Rejects RequestError on any other refusal (the room is forgotten all the
+   * same), or with code "joined" when `join(room)` is called before the reply.
+   */
+  leave(room) {
+    const entry = this._rooms.get(room);
+    if (!entry) return Promise.resolve();
+    if (entry.leaving) return entry.leaving.promise;
+    this._abandon(room, entry, "left", "the room was left");
+    if (!this._isReady()) {
+      // No socket is in the room now, and the next one will not join it.
+      this._rooms.delete(room);
+      return Promise.resolve();
     }
+    entry.leaving = { ...deferred(), backoff: new Backoff(LEAVE_BACKOFF), timer: undefined };
+    this._write({ type: "leave", room, id: `l:${room}` });
+    return entry.leaving.promise;
   }
 
   /**
@@ -384,7 +407,8 @@ export class Client {
     const closed = this._closedError();
     if (closed) return Promise.reject(closed);
     const id = clientId || randomId();
-    if (!this._rooms.has(room)) {
+    const entry = this._joined(room);
+    if (!entry) {
       return Promise.reject(
         new SendError("forbidden", "join the room first", { room, clientId: id }),
       );
@@ -393,15 +417,13 @@ export class Client {
     if (existing) return existing.promise;
     const pending = { room, body, ai, clientId: id, sentOn: -1, retries: 0, ...deferred() };
     this._outbox.set(id, pending);
-    if (this._rooms.get(room).joinedOn === this._conn && this._isReady()) {
-      this._writeSend(pending);
-    }
+    if (entry.joinedOn === this._conn && this._isReady()) this._writeSend(pending);
     return pending.promise;
   }
 
   /** Tell the room you are typing. Fire-and-forget; dropped while disconnected. */
   typing(room) {
-    const entry = this._rooms.get(room);
+    const entry = this._joined(room);
     if (entry && entry.joinedOn === this._conn && this._isReady()) {
       this._write({ type: "typing", room });
     }
@@ -429,6 +451,12 @@ export class Client {
 
   _isReady() {
     return this._link !== null && this._readyConn === this._conn;
+  }
+
+  // The room's entry while the application is in it: not while its `leave` is pending.
+  _joined(room) {
+    const entry = this._rooms.get(room);
+    return entry && !entry.leaving ? entry : undefined;
   }
 
   _request(frame) {
@@ -624,6 +652,7 @@ export class Client {
     const lost = new ConnectionClosedError("connection lost", code);
     for (const reply of this._requests.values()) reply.reject(lost);
     this._requests.clear();
+    this._leftWithConnection();
     const normal = code === undefined || code === 1000 || code === 1001 || code === 1005;
     link.end({ code: normal && !this._closing ? 1006 : code, reason });
   }
@@ -715,6 +744,7 @@ export class Client {
     }
     for (const reply of this._requests.values()) reply.reject(reason);
     this._requests.clear();
+    this._leftWithConnection();
     clearTimeout(this._reauthTimer);
     clearInterval(this._heartbeatTimer);
     clearTimeout(this._flushTimer);
@@ -741,19 +771,74 @@ export class Client {
     }, SEND_RETRY_MS * 2 ** (pending.retries - 1));
   }
 
-  // Drop `room`: its join waiters reject RequestError, its unsent sends SendError. A send
-  // already written on this connection waits for its reply: it may have been stored.
+  // Drop `room`: the server no longer has it for us. A pending `leave` of it resolves.
   _forget(room, code, message) {
     const entry = this._rooms.get(room);
     if (!entry) return;
+    this._abandon(room, entry, code, message);
     this._rooms.delete(room);
+    this._settleLeave(entry, (leaving) => leaving.resolve());
+  }
+
+  // Its join waiters reject RequestError, its unsent sends SendError. A send already
+  // written on this connection waits for its reply: it may have been stored.
+  _abandon(room, entry, code, message) {
     for (const waiter of entry.waiters) waiter.reject(new RequestError(code, message));
+    entry.waiters = [];
     for (const pending of this._outbox.values()) {
       if (pending.room === room && !(pending.sentOn === this._conn && this._isReady())) {
         this._outbox.delete(pending.clientId);
         pending.reject(new SendError(code, message, pending));
       }
     }
+  }
+
+  // End the pending `leave` of `entry` through `settle(leaving)`; the room stays in the
+  // map (a join took it back) unless the caller deletes it.
+  _settleLeave(entry, settle) {
+    const { leaving } = entry;
+    if (!leaving) return;
+    entry.leaving = null;
+    clearTimeout(leaving.timer);
+    settle(leaving);
+  }
+
+  // The connection is gone, and the rooms it was leaving with it: a new one never joins them.
+  _leftWithConnection() {
+    for (const [room, entry] of this._rooms) {
+      if (!entry.leaving) continue;
+      this._rooms.delete(room);
+      this._settleLeave(entry, (leaving) => leaving.resolve());
+    }
+  }
+
+  // The reply to our `leave`: the room is let go. False when no leave of it is pending
+  // (a join took it back meanwhile, and the server has it joined again).
+  _onLeft(room) {
+    const entry = this._rooms.get(room);
+    if (!entry?.leaving) return false;
+    this._rooms.delete(room);
+    this._settleLeave(entry, (leaving) => leaving.resolve());
+    return true;
+  }
+
+  // A `leave` refused. Too busy (or unavailable) leaves the member in the room: ask again
+  // after a jittered wait, on this connection only (another one never joined the room).
+  _onLeaveRefused(room, code, message) {
+    const entry = this._rooms.get(room);
+    const leaving = entry?.leaving;
+    if (!leaving) return;
+    if (code === "rate_limited" || code === "unavailable") {
+      const link = this._link;
+      leaving.timer = setTimeout(() => {
+        if (this._link === link && this._isReady() && entry.leaving === leaving) {
+          this._write({ type: "leave", room, id: `l:${room}` });
+        }
+      }, leaving.backoff.next() * 1000);
+      return;
+    }
+    this._rooms.delete(room);
+    this._settleLeave(entry, (pending) => pending.reject(new RequestError(code, message)));
   }
 
   // Sends to rooms forgotten while their reply was on its way, and lost with the
@@ -776,7 +861,7 @@ export class Client {
         else this._resolve(re, frame);
         return;
       case "message": {
-        const entry = this._rooms.get(frame.room);
+        const entry = this._joined(frame.room);
         if (!entry) return;
         if (entry.lastSeq !== undefined && frame.seq <= entry.lastSeq) return; // a replay
         entry.lastSeq = frame.seq;
@@ -802,11 +887,15 @@ export class Client {
         return;
       case "left":
         if (frame.reason !== undefined || re === undefined) {
-          if (!this._rooms.has(frame.room)) return;
+          const entry = this._rooms.get(frame.room);
+          if (!entry) return;
           const reason = frame.reason || "removed";
           this._forget(frame.room, reason, `the server ended the stay in the room (${reason})`);
+          if (entry.leaving) return; // left already, for the application
+        } else if (typeof re === "string" && re.startsWith("l:")) {
+          if (!this._onLeft(re.slice(2))) return;
         } else {
-          this._resolve(re, frame);
+          return;
         }
         this._emit("left", frame);
         return;
@@ -814,12 +903,12 @@ export class Client {
         this._resolve(re, frame);
         return;
       default:
-        if (this._rooms.has(frame.room)) this._emit(type, frame);
+        if (this._joined(frame.room)) this._emit(type, frame);
     }
   }
 
   _onJoined(frame) {
-    const entry = this._rooms.get(frame.room);
+    const entry = this._joined(frame.room);
     if (!entry) return;
     if (entry.lastSeq === undefined) entry.lastSeq = frame.seq;
     const joined = { room: frame.room, seq: frame.seq, members: frame.members || [] };
@@ -845,7 +934,7 @@ export class Client {
     const message = String(frame.message || "");
     if (typeof frame.seq === "number") {
       // Only the assistant's answer is refused: the message `seq` is stored, its ack comes too.
-      if (this._rooms.has(frame.room)) this._emit("error", frame);
+      if (this._joined(frame.room)) this._emit("error", frame);
     } else if (typeof re === "string" && re.startsWith("s:")) {
       const pending = this._outbox.get(re.slice(2));
       if (!pending) return;
@@ -862,13 +951,15 @@ export class Client {
       if (code === "unavailable" || code === "rate_limited") {
         const link = this._link;
         setTimeout(() => {
-          if (this._link === link && this._isReady() && this._rooms.get(room) === entry) {
+          if (this._link === link && this._isReady() && this._joined(room) === entry) {
             this._writeJoin(room, entry);
           }
         }, 1000);
         return;
       }
       this._forget(room, code, message);
+    } else if (typeof re === "string" && re.startsWith("l:")) {
+      this._onLeaveRefused(re.slice(2), code, message);
     } else if (this._requests.has(re)) {
       const reply = this._requests.get(re);
       this._requests.delete(re);

@@ -1,6 +1,11 @@
 // A WebSocket stand-in for the rules that need a server to misbehave on cue (close codes,
 // replays of messages the client already has). The server side is scripted by the test.
 
+import { Client } from "../roomcast.js";
+
+/** A reconnect backoff short enough for tests. */
+export const FAKE_BACKOFF = { initial: 0.01, max: 0.05 };
+
 export class FakeSocket {
   static sockets = [];
 
@@ -90,3 +95,28 @@ export const message = (room, seq, body = `m${seq}`, clientId = null) => ({
 /** An unsigned JWT-shaped token with these claims (the client reads, never verifies). */
 export const fakeJwt = (claims) =>
   `x.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.y`;
+
+/** A client over a FakeSocket, connected: `{client, states, socket}`. */
+export async function connected(token = "t1", options = {}) {
+  const client = new Client("http://chat.test", token, {
+    WebSocket: FakeSocket,
+    backoff: FAKE_BACKOFF,
+    ...options,
+  });
+  const states = [];
+  client.on("state", (event) => states.push(event));
+  const connecting = client.connect();
+  await until(() => FakeSocket.latest?.frames("auth").length === 1, "the auth frame");
+  FakeSocket.latest.ready();
+  await connecting;
+  return { client, states, socket: FakeSocket.latest };
+}
+
+/** The next connection after `previousCount` sockets, answered `ready`. */
+export async function reconnected(previousCount) {
+  await until(() => FakeSocket.sockets.length > previousCount, "a new connection");
+  const socket = FakeSocket.latest;
+  await until(() => socket.frames("auth").length === 1, "the auth frame");
+  socket.ready();
+  return socket;
+}

@@ -11,34 +11,17 @@ import {
   SendError,
   tokenExpiry,
 } from "../roomcast.js";
-import { FakeSocket, fakeJwt, message, until } from "./fake-socket.mjs";
-
-const FAST = { initial: 0.01, max: 0.05 };
+import {
+  connected,
+  FAKE_BACKOFF as FAST,
+  FakeSocket,
+  fakeJwt,
+  message,
+  reconnected,
+  until,
+} from "./fake-socket.mjs";
 
 beforeEach(() => FakeSocket.reset());
-
-async function connected(token = "t1", options = {}) {
-  const client = new Client("http://chat.test", token, {
-    WebSocket: FakeSocket,
-    backoff: FAST,
-    ...options,
-  });
-  const states = [];
-  client.on("state", (event) => states.push(event));
-  const connecting = client.connect();
-  await until(() => FakeSocket.latest?.frames("auth").length === 1, "the auth frame");
-  FakeSocket.latest.ready();
-  await connecting;
-  return { client, states, socket: FakeSocket.latest };
-}
-
-async function reconnected(previousCount) {
-  await until(() => FakeSocket.sockets.length > previousCount, "a new connection");
-  const socket = FakeSocket.latest;
-  await until(() => socket.frames("auth").length === 1, "the auth frame");
-  socket.ready();
-  return socket;
-}
 
 test("backoff doubles from initial up to max, jittered below the bound, slower after 4429", () => {
   const top = new Backoff({ initial: 0.5, max: 30, slowInitial: 5, random: () => 1 });
