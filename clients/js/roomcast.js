@@ -889,9 +889,10 @@ export class Client {
         if (frame.reason !== undefined || re === undefined) {
           const entry = this._rooms.get(frame.room);
           if (!entry) return;
+          const leaving = entry.leaving !== null; // then left already, for the application
           const reason = frame.reason || "removed";
           this._forget(frame.room, reason, `the server ended the stay in the room (${reason})`);
-          if (entry.leaving) return; // left already, for the application
+          if (leaving) return;
         } else if (typeof re === "string" && re.startsWith("l:")) {
           if (!this._onLeft(re.slice(2))) return;
         } else {

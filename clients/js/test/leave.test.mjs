@@ -127,3 +127,16 @@ test("a join before the left reply takes the room back and the leave rejects", a
   assert.equal(client.lastSeq("R"), 3);
   await client.close();
 });
+
+test("a room taken away while its leave waits ends the leave without a left event", async () => {
+  const { client, socket } = await connected();
+  await joinAll(client, socket, ["R"]);
+  const left = [];
+  client.on("left", (event) => left.push(event));
+  const leaving = client.leave("R");
+  socket.deliver({ type: "error", code: "rate_limited", message: "the room is busy", re: "l:R" });
+  socket.deliver({ type: "left", room: "R", reason: "deleted" });
+  assert.equal(await leaving, undefined);
+  assert.deepEqual(left, []);
+  await client.close();
+});
