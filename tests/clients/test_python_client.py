@@ -7,6 +7,7 @@ import contextlib
 import importlib.util
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -19,6 +20,8 @@ from roomcast_client import (
     AuthenticationError,
     Backoff,
     Client,
+    Event,
+    Left,
     Message,
     PasswordLogin,
     Presence,
@@ -43,6 +46,14 @@ async def messages_until(client: Client, body: str, timeout: float = 20.0) -> li
                 if event.body == body:
                     return seen
     raise AssertionError(f"events ended before {body!r}: {seen}")
+
+
+async def first_event(client: Client, match: Callable[[Event], bool]) -> Event:
+    """The client's first event from now on for which `match(event)` holds."""
+    async for event in client.events():
+        if match(event):
+            return event
+    raise AssertionError("events ended before a match")
 
 
 def short_lived(token: str, secret_key: str, seconds: float) -> tuple[str, float]:
@@ -93,6 +104,36 @@ async def test_a_message_sent_across_a_restart_arrives_once_and_is_acked(
     )
     stored = [item["body"] for item in (await history.json())["items"]]
     assert stored == ["just before the stop", "while the server is down", "after the restart"]
+
+
+@pytest.mark.slow
+async def test_leave_returns_on_the_servers_left_reply_and_the_room_sees_the_member_go(
+    instances, database: Database
+):
+    group = await instances(1)
+    server = group[0]
+    setup = await shared_room(server.client(), database, 2)
+    room, bob_id = setup.room_id, setup.accounts[1].id
+    async with (
+        Client(server.url, setup.accounts[0].access_token) as alice,
+        Client(server.url, setup.accounts[1].access_token) as bob,
+    ):
+        await alice.join(room)
+        await bob.join(room)
+        async with asyncio.timeout(10):
+            await bob.leave(room)
+            assert bob.rooms == {}
+            left = await first_event(bob, lambda event: isinstance(event, Left))
+            gone = await first_event(
+                alice,
+                lambda event: (
+                    isinstance(event, Presence)
+                    and event.user.id == bob_id
+                    and event.state == "offline"
+                ),
+            )
+    assert left == Left(room, None)
+    assert gone.room == room
 
 
 @pytest.mark.slow

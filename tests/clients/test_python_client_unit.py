@@ -18,6 +18,8 @@ from roomcast_client import (
     Left,
     Message,
     ProtocolViolation,
+    RequestError,
+    RoomLeftError,
     SendError,
     State,
     token_expiry,
@@ -256,4 +258,113 @@ async def test_a_busy_servers_503_is_retried_no_sooner_than_its_retry_after():
         waited = asyncio.get_running_loop().time() - server.refused_at[0]
         assert waited >= 1.0
         assert client.state is State.CONNECTED
+        await client.close()
+
+
+async def join_rooms(client: Client, conn: FakeConnection, *rooms: str) -> None:
+    tasks = [asyncio.create_task(client.join(room)) for room in rooms]
+    for _ in rooms:
+        await joined(conn)
+    await asyncio.gather(*tasks)
+
+
+async def test_a_leave_the_busy_room_refuses_is_asked_again_until_the_server_says_left():
+    async with fake_server() as server:
+        client = Client(server.url, "token", backoff=FAST)
+        await client.connect()
+        conn = await server.next_connection()
+        await join_rooms(client, conn, "R", "S")
+        events = client.events()
+        leaving = asyncio.create_task(client.leave("R"))
+        assert await conn.receive() == {"type": "leave", "room": "R", "id": "l:R"}
+        for code in ("rate_limited", "unavailable"):
+            await conn.send({"type": "error", "code": code, "message": "busy", "re": "l:R"})
+            assert await conn.receive() == {"type": "leave", "room": "R", "id": "l:R"}
+        assert not leaving.done(), "the server still has the room"
+
+        # Still in the room on the server; left for the application.
+        assert client.rooms == {"S": 0}
+        assert client.last_seq("R") is None
+        with pytest.raises(RoomLeftError):
+            await client.send("R", "after leave")
+        await conn.send(message("R", 1))
+        await conn.send({"type": "left", "room": "R", "re": "l:R"})
+        await asyncio.wait_for(leaving, 5)
+        assert await next_event(events) == Left("R", None)  # the message was dropped
+
+        await conn.close(1011)
+        again = await server.next_connection()
+        assert (await joined(again))["room"] == "S"
+        with pytest.raises(asyncio.TimeoutError):
+            await again.receive(timeout=0.3)
+        await client.close()
+
+
+async def test_a_leave_pending_when_the_connection_drops_is_done_and_no_reconnect_joins_the_room():
+    async with fake_server() as server:
+        client = Client(server.url, "token", backoff=FAST)
+        await client.connect()
+        conn = await server.next_connection()
+        await join_rooms(client, conn, "R", "S", "T")
+        leaving = asyncio.create_task(client.leave("R"))
+        await conn.receive("leave")
+        await conn.send({"type": "error", "code": "rate_limited", "message": "", "re": "l:R"})
+        # The next dial is refused with a second to wait: the client stays disconnected.
+        server.refusals.append(web.Response(status=503, headers={"Retry-After": "1"}))
+        await conn.close(1011)
+        await asyncio.wait_for(leaving, 5)
+        await asyncio.wait_for(client.leave("T"), 1)  # no socket is in it: done at once
+        assert client.rooms == {"S": 0}
+
+        again = await server.next_connection()
+        assert (await joined(again))["room"] == "S"
+        with pytest.raises(asyncio.TimeoutError):
+            await again.receive(timeout=0.3)  # no join of R or T, and no leave
+        await client.close()
+
+
+async def test_leaving_a_room_not_joined_returns_at_once_and_another_refusal_raises():
+    async with fake_server() as server:
+        client = Client(server.url, "token", backoff=FAST)
+        await client.connect()
+        conn = await server.next_connection()
+        await asyncio.wait_for(client.leave("never-joined"), 1)
+        joining = asyncio.create_task(client.join("R"))
+        join = await conn.receive()
+        assert join["type"] == "join", "nothing was sent to leave a room not joined"
+        await conn.send({"type": "joined", "room": "R", "seq": 0, "members": []})
+        await joining
+        leaving = asyncio.create_task(client.leave("R"))
+        await conn.receive("leave")
+        await conn.send({"type": "error", "code": "invalid", "message": "room", "re": "l:R"})
+        with pytest.raises(RequestError) as raised:
+            await leaving
+        assert raised.value.code == "invalid"
+        assert client.rooms == {}
+        await client.close()
+
+
+async def test_a_join_before_the_left_reply_takes_the_room_back_and_the_leave_raises():
+    async with fake_server() as server:
+        client = Client(server.url, "token", backoff=FAST)
+        await client.connect()
+        conn = await server.next_connection()
+        await join_rooms(client, conn, "R")
+        events = client.events()
+        await conn.send(message("R", 3))
+        assert (await next_event(events)).seq == 3
+        leaving = asyncio.create_task(client.leave("R"))
+        await conn.receive("leave")
+        rejoining = asyncio.create_task(client.join("R"))
+        with pytest.raises(RequestError) as raised:
+            await leaving
+        assert raised.value.code == "joined"
+        # The server takes the frames in order: after the leave, the join; the room stays.
+        assert (await conn.receive())["since"] == 3
+        await conn.send({"type": "left", "room": "R", "re": "l:R"})
+        await conn.send({"type": "joined", "room": "R", "seq": 4, "members": []})
+        assert (await rejoining).seq == 4
+        await conn.send(message("R", 4))
+        assert await next_event(events) == parse_event(message("R", 4))
+        assert client.rooms == {"R": 4}
         await client.close()

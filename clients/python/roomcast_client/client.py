@@ -50,6 +50,9 @@ StateCallback = Callable[[StateChanged], Awaitable[None] | None]
 
 _END = object()
 
+#: Refusals of a request that leave it worth asking again shortly.
+_RETRYABLE = frozenset({"rate_limited", "unavailable"})
+
 
 @dataclass(frozen=True)
 class Joined:
@@ -61,10 +64,20 @@ class Joined:
 
 
 @dataclass
+class _Leaving:
+    """A `leave` the server has not answered `left` yet: the room is still its member."""
+
+    future: asyncio.Future[None]
+    backoff: Backoff = field(default_factory=lambda: Backoff(initial=0.1, maximum=2.0))
+    retry: asyncio.TimerHandle | None = None
+
+
+@dataclass
 class _Room:
     last_seq: int | None  # highest `seq` received from `message` events (None: none yet)
     waiters: list[asyncio.Future[Joined]] = field(default_factory=list)
     joined_on: int = -1  # the connection whose `join` frame was written
+    leaving: _Leaving | None = None  # left for the application, not yet for the server
 
 
 @dataclass
@@ -177,11 +190,13 @@ class Client:
 
     @property
     def rooms(self) -> dict[str, int | None]:
-        """Joined rooms and the highest `seq` received in each."""
-        return {room_id: room.last_seq for room_id, room in self._rooms.items()}
+        """Joined rooms (not those being left) and the highest `seq` received in each."""
+        return {
+            room_id: room.last_seq for room_id, room in self._rooms.items() if room.leaving is None
+        }
 
     def last_seq(self, room: str) -> int | None:
-        found = self._rooms.get(room)
+        found = self._joined(room)
         return None if found is None else found.last_seq
 
     def on_event(self, callback: EventCallback) -> None:
@@ -274,6 +289,8 @@ class Client:
         entry = self._rooms.get(room)
         if entry is None:
             entry = self._rooms[room] = _Room(last_seq=since)
+        # The join wins over a pending leave: written after it, it leaves the room joined.
+        self._settle_leave(entry, RequestError("joined", "joined again before the room was left"))
         future: asyncio.Future[Joined] = asyncio.get_running_loop().create_future()
         entry.waiters.append(future)
         entry.joined_on = -1
@@ -284,10 +301,38 @@ class Client:
         return await future
 
     async def leave(self, room: str) -> None:
-        """Leave `room` and forget it: it is not joined again after a reconnect."""
-        self._rooms.pop(room, None)
-        with contextlib.suppress(ConnectionClosedError):
-            await self._request({"type": "leave", "room": room}, wait_connected=False)
+        """Leave `room`, and return once the server has let it go.
+
+        For the application the room is left at once: its events are dropped, `send`
+        raises RoomLeftError, `rooms` no longer lists it and no reconnect joins it. Its
+        `join` waiters and its sends not yet written fail with RoomLeftError; sends already
+        written still get their reply. The client keeps the room with the server until its
+        `left` reply: a room too busy to take the `leave` (`rate_limited`, `unavailable`)
+        is asked again after a jittered wait, from 0.1 s doubling up to 2 s.
+
+        Returns on that reply, when the connection that was in the room ends (the next
+        one never joins it), or at once for a room this client is not in: the goal is
+        reached. Cancelling the wait does not stop the leave.
+
+        Raises:
+            RequestError: another refusal (the room is forgotten all the same), or code
+                `joined`: `join(room)` was called before the reply, and the room stays.
+        """
+        entry = self._rooms.get(room)
+        if entry is None:
+            return
+        leaving = entry.leaving
+        if leaving is None:
+            self._abandon(room, entry)
+            ws = self._ws
+            if ws is None or self._ready_conn != self._conn:
+                del self._rooms[room]  # no socket is in the room, and the next one won't be
+                return
+            loop = asyncio.get_running_loop()
+            leaving = entry.leaving = _Leaving(loop.create_future())
+            with contextlib.suppress(aiohttp.ClientError, ConnectionError):
+                await self._write(ws, _leave_frame(room))  # lost: the connection's end settles it
+        await asyncio.shield(leaving.future)
 
     async def send(
         self, room: str, body: str, ai: bool = False, *, client_id: str | None = None
@@ -305,7 +350,8 @@ class Client:
             ConnectionClosedError: the client stopped before the `ack`.
         """
         self._check_open()
-        if room not in self._rooms:
+        entry = self._joined(room)
+        if entry is None:
             raise RoomLeftError(room, "not joined")
         cid = client_id or str(uuid.uuid4())
         out = self._outbox.get(cid)
@@ -313,7 +359,7 @@ class Client:
             future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             out = self._outbox[cid] = _Outgoing(room, body, ai, cid, future)
             ws = self._ws
-            if ws is not None and self._rooms[room].joined_on == self._conn:
+            if ws is not None and entry.joined_on == self._conn:
                 out.sent_on = self._conn
                 with contextlib.suppress(aiohttp.ClientError, ConnectionError):
                     await self._write(ws, out.frame())
@@ -322,7 +368,7 @@ class Client:
     async def typing(self, room: str) -> None:
         """Tell the room you are typing (dropped while disconnected: it is ephemeral)."""
         ws = self._ws
-        entry = self._rooms.get(room)
+        entry = self._joined(room)
         if ws is not None and entry is not None and entry.joined_on == self._conn:
             with contextlib.suppress(aiohttp.ClientError, ConnectionError):
                 await self._write(ws, {"type": "typing", "room": room})
@@ -348,6 +394,11 @@ class Client:
             raise self._error
         if self._closing:
             raise ConnectionClosedError("the client is closed")
+
+    def _joined(self, room_id: str) -> _Room | None:
+        """The room's entry while the application is in it: not while its leave waits."""
+        entry = self._rooms.get(room_id)
+        return entry if entry is not None and entry.leaving is None else None
 
     async def _request(
         self, frame: dict[str, Any], *, wait_connected: bool = True
@@ -435,6 +486,7 @@ class Client:
         for future in self._requests.values():
             if not future.done():
                 future.set_exception(reason)
+        self._left_with_connection()
         self._set_state(State.CLOSED)
         self._connected.set()  # wake waiters so they see the error
         if not self._ended:
@@ -552,7 +604,7 @@ class Client:
             user = ready.get("user") or {}
             self.user = User(str(user.get("id")), str(user.get("name", "")))
             for room_id, entry in list(self._rooms.items()):
-                if entry.joined_on != conn and self._rooms.get(room_id) is entry:
+                if entry.joined_on != conn and self._joined(room_id) is entry:
                     await self._write_join(ws, room_id, entry)
             for out in list(self._outbox.values()):
                 if out.room not in self._rooms:
@@ -590,6 +642,7 @@ class Client:
                 if not future.done():
                     future.set_exception(lost)
             self._requests.clear()
+            self._left_with_connection()
         return None
 
     async def _ready(self, ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any] | None:
@@ -643,18 +696,106 @@ class Client:
         if not out.future.done():
             out.future.set_exception(error)
 
-    def _forget(self, room_id: str, reason: str) -> None:
+    def _forget(self, room_id: str, error: RoomcastError) -> None:
+        """The server no longer has the room for us: fail its waiters, end its leave."""
         entry = self._rooms.pop(room_id, None)
         if entry is not None:
             for waiter in entry.waiters:
                 if not waiter.done():
-                    waiter.set_exception(RoomLeftError(room_id, reason))
+                    waiter.set_exception(error)
+            entry.waiters.clear()
+            self._settle_leave(entry)
+
+    def _abandon(self, room_id: str, entry: _Room) -> None:
+        """Fail the room's `join` waiters and its sends not yet written on this
+        connection; a send written already waits for its reply: it may be stored."""
+        for waiter in entry.waiters:
+            if not waiter.done():
+                waiter.set_exception(RoomLeftError(room_id, "left"))
+        entry.waiters.clear()
+        ready = self._ws is not None and self._ready_conn == self._conn
+        for out in list(self._outbox.values()):
+            if out.room == room_id and not (ready and out.sent_on == self._conn):
+                self._drop(out, RoomLeftError(room_id, "left"))
+
+    def _settle_leave(self, entry: _Room, error: RoomcastError | None = None) -> None:
+        """End the room's pending leave: done, or failed with `error`."""
+        leaving, entry.leaving = entry.leaving, None
+        if leaving is None:
+            return
+        if leaving.retry is not None:
+            leaving.retry.cancel()
+        if leaving.future.done():
+            return
+        if error is None:
+            leaving.future.set_result(None)
+        else:
+            leaving.future.set_exception(error)
+
+    def _left_with_connection(self) -> None:
+        """The connection is gone, and so are the rooms it was leaving."""
+        for room_id, entry in list(self._rooms.items()):
+            if entry.leaving is not None:
+                del self._rooms[room_id]
+                self._settle_leave(entry)
+
+    def _on_left(self, room_id: str, reason: str | None, re: object) -> None:
+        if reason is not None or re is None:  # the server ended our stay
+            entry = self._rooms.get(room_id)
+            if entry is None:
+                return
+            reason = reason or "removed"
+            leaving = entry.leaving is not None  # then left already, for the application
+            self._forget(room_id, RoomLeftError(room_id, reason))
+            if leaving:
+                return
+        elif re == _leave_id(room_id):  # the reply to our leave
+            entry = self._rooms.get(room_id)
+            if entry is None or entry.leaving is None:
+                return  # a join took the room back meanwhile
+            del self._rooms[room_id]
+            self._settle_leave(entry)
+        else:
+            return
+        self._emit(Left(room_id, reason))
+
+    def _on_leave_refused(self, room_id: str, code: str, message: str) -> None:
+        """Too busy (or unavailable): the member is still in the room, so ask again after
+        a jittered wait, on this connection only; the next one never joins the room."""
+        entry = self._rooms.get(room_id)
+        leaving = None if entry is None else entry.leaving
+        if entry is None or leaving is None:
+            return
+        if code not in _RETRYABLE:
+            del self._rooms[room_id]
+            self._settle_leave(entry, RequestError(code, message))
+            return
+        ws = self._ws
+        if ws is not None:
+            leaving.retry = asyncio.get_running_loop().call_later(
+                leaving.backoff.next_delay(), self._leave_again, ws, room_id, leaving
+            )
+
+    def _leave_again(
+        self, ws: aiohttp.ClientWebSocketResponse, room_id: str, leaving: _Leaving
+    ) -> None:
+        entry = self._rooms.get(room_id)
+        if self._ws is not ws or entry is None or entry.leaving is not leaving:
+            return
+
+        async def write() -> None:
+            with contextlib.suppress(aiohttp.ClientError, ConnectionError):
+                await self._write(ws, _leave_frame(room_id))
+
+        task = asyncio.get_running_loop().create_task(write())
+        self._callback_tasks.add(task)
+        task.add_done_callback(self._callback_tasks.discard)
 
     def _on_frame(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
         re = frame.get("re")
         if kind == "message":
-            entry = self._rooms.get(frame.get("room", ""))
+            entry = self._joined(frame.get("room", ""))
             if entry is None:
                 return
             message = parse_message(frame)
@@ -673,7 +814,7 @@ class Client:
             self._on_error(frame)
         elif kind == "joined":
             room_id = frame.get("room", "")
-            entry = self._rooms.get(room_id)
+            entry = self._joined(room_id)
             if entry is None:
                 return
             if entry.last_seq is None:
@@ -687,23 +828,14 @@ class Client:
                     waiter.set_result(joined)
             entry.waiters.clear()
         elif kind == "left":
-            room_id = frame.get("room", "")
-            reason = frame.get("reason")
-            if reason is not None or re is None:
-                reason = reason or "removed"
-                if room_id not in self._rooms:
-                    return
-                self._forget(room_id, reason)
-            else:
-                self._resolve(re, frame)
-            self._emit(Left(room_id, reason))
+            self._on_left(frame.get("room", ""), frame.get("reason"), re)
         elif kind in ("ready", "pong"):
             if kind == "ready" and frame.get("session"):
                 self.session_id = frame["session"]
             self._resolve(re, frame)
         else:
             event = parse_event(frame)
-            if event is not None and event.room in self._rooms:
+            if event is not None and self._joined(event.room) is not None:
                 self._emit(event)
 
     def _resolve(self, re: object, frame: dict[str, Any]) -> None:
@@ -718,7 +850,7 @@ class Client:
         re = frame.get("re")
         if isinstance(frame.get("seq"), int):  # the message is stored; only its answer is refused
             event = parse_event(frame)
-            if event is not None and event.room in self._rooms:
+            if event is not None and self._joined(event.room) is not None:
                 self._emit(event)
         elif isinstance(re, str) and re.startswith("s:"):
             out = self._outbox.get(re[2:])
@@ -730,17 +862,16 @@ class Client:
             entry = self._rooms.get(room_id)
             if entry is None:
                 return
-            if code in ("unavailable", "rate_limited"):
+            if code in _RETRYABLE:
                 ws = self._ws
                 if ws is not None:
                     asyncio.get_running_loop().call_later(
                         1.0, self._rejoin_later, ws, room_id, entry
                     )
                 return
-            self._rooms.pop(room_id, None)
-            for waiter in entry.waiters:
-                if not waiter.done():
-                    waiter.set_exception(JoinError(code, message))
+            self._forget(room_id, JoinError(code, message))
+        elif isinstance(re, str) and re.startswith("l:"):
+            self._on_leave_refused(re[2:], code, message)
         elif isinstance(re, int):
             future = self._requests.get(re)
             if future is not None and not future.done():
@@ -751,10 +882,19 @@ class Client:
     def _rejoin_later(
         self, ws: aiohttp.ClientWebSocketResponse, room_id: str, entry: _Room
     ) -> None:
-        if self._ws is ws and self._rooms.get(room_id) is entry:
+        if self._ws is ws and self._joined(room_id) is entry:
             task = asyncio.get_running_loop().create_task(self._write_join(ws, room_id, entry))
             self._callback_tasks.add(task)
             task.add_done_callback(self._callback_tasks.discard)
+
+
+def _leave_id(room_id: str) -> str:
+    """The `id` of a `leave` frame, so its reply names the room whatever the connection."""
+    return "l:" + room_id
+
+
+def _leave_frame(room_id: str) -> dict[str, Any]:
+    return {"type": "leave", "room": room_id, "id": _leave_id(room_id)}
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float:
