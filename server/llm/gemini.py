@@ -217,18 +217,22 @@ _SDK_READER = "getv"
 
 
 def _get_value_by_path(data: Any, keys: list[str], *, default_value: Any = None) -> Any:
-    """The SDK's `get_value_by_path`, with a short cut for one field of a typed object.
+    """The SDK's `get_value_by_path`, with a short cut for one plain key.
 
-    The SDK reads each of the ~20 fields of every request `Part` with it. On a pydantic
-    model it first tests `key in data`, which walks all the model's fields and never
-    matches (a model iterates as (name, value) pairs), then falls back to `getattr`.
-    Going to `getattr` at once gives the same value: converting a 21-turn request takes
-    0.4 ms instead of 3-4 ms.
+    The SDK converts every request and every streamed chunk field by field with it. On a
+    pydantic model it first tests `key in data`, which walks all the model's fields and
+    never matches (a model iterates as (name, value) pairs), then falls back to
+    `getattr`; on a dict its general path parsing costs more than the lookup. Going to
+    `getattr` or `dict.get` at once gives the same value: converting a 21-turn request
+    takes 0.4 ms instead of 3-4 ms, a streamed chunk's response dict 19 µs instead of 30.
     """
-    if len(keys) == 1 and isinstance(data, pydantic.BaseModel):
+    if len(keys) == 1:
         key = keys[0]
         if key != "_self" and not key.endswith("]"):
-            return getattr(data, key, default_value)
+            if type(data) is dict:
+                return data.get(key, default_value) if data else default_value
+            if isinstance(data, pydantic.BaseModel):
+                return getattr(data, key, default_value)
     return _sdk_get_value_by_path(data, keys, default_value=default_value)
 
 

@@ -17,6 +17,7 @@ from actors.llm import Prompt, Turn
 from server.llm import GeminiLLM
 from server.llm import gemini as gemini_module
 from server.llm.gemini import _config, _contents, _get_value_by_path
+from tests.fakes.gemini import Send, blocked_prompt, event, safety_finish, usage
 
 
 class _DeveloperApi:
@@ -66,7 +67,13 @@ def test_the_short_cut_reads_what_the_sdk_reads_from_models_and_dicts() -> None:
         (content, ["parts[]", "text"]),
         (content, ["parts[0]", "text"]),
         ({"text": "x"}, ["text"]),
+        ({"text": None}, ["text"]),
+        ({"text": ""}, ["text"]),
+        ({}, ["text"]),
+        ({"other": 1}, ["text"]),
         ({"a": {"b": 1}}, ["a", "b"]),
+        ({"parts": [{"text": "x"}]}, ["parts[]", "text"]),
+        ({"text": "x"}, ["_self"]),
         (None, ["text"]),
     ]
     for data, keys in cases:
@@ -89,3 +96,19 @@ def test_a_request_converts_to_the_same_wire_body_with_the_short_cut(
 
     assert _converted(prompt) == by_the_sdk
     assert by_the_sdk["contents"][1] == {"role": "user", "parts": [{"text": "turn 1"}]}
+
+
+def test_streamed_chunks_convert_to_the_same_responses_with_the_short_cut(
+    monkeypatch: Any,
+) -> None:
+    payloads = [
+        event("Hello", finish="STOP", usage_metadata=usage(12, 1)).payload,
+        *(step.payload for step in safety_finish("unsafe").steps if isinstance(step, Send)),
+        *(step.payload for step in blocked_prompt().steps if isinstance(step, Send)),
+    ]
+    for payload in payloads:
+        monkeypatch.setattr(genai_models, "getv", genai_common.get_value_by_path)
+        by_the_sdk = genai_models._GenerateContentResponse_from_mldev(payload, None, None)
+        monkeypatch.setattr(genai_models, "getv", _get_value_by_path)
+
+        assert genai_models._GenerateContentResponse_from_mldev(payload, None, None) == by_the_sdk
