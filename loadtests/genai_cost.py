@@ -11,10 +11,14 @@ as the server builds them), both on one aiohttp session.
 
 - Per request: the fake's first chunk comes after one second; the CPU spent from the
   calls until 0.5 s later, when every request is long on the wire and waiting, less what
-  0.5 s of waiting alone costs, divided by the number of requests. Connections are made fresh (cold) and then reused (warm).
+  0.5 s of waiting alone costs, divided by the number of requests. Connections are made
+  fresh (cold) and then reused (warm).
 - Per chunk: every stream reads 200 one-token chunks (`--rate` a second, one SSE event
   per write as Gemini sends them); CPU of the whole run less the measured request cost,
   divided by the chunks.
+- Per chunk, step by step: the SDK's own steps from an SSE line to the chunk it yields,
+  each run 5,000 times on one chunk of the fake (no network, no event loop); names of
+  the SDK's internals, so this part may need adapting after an SDK upgrade.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import json
 import pstats
 import subprocess
 import sys
@@ -29,10 +34,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
+from google.genai import _extra_utils, models, types
 
 from actors.llm import Prompt, Turn
-from server.llm.gemini import GeminiLLM, _contents
+from server.llm.gemini import GeminiLLM, _contents, _read, _use_fast_field_reads
 from server.llm.resilience import ResilientLLM
+from tests.fakes.gemini import event
 
 PROMPT = Prompt(
     system="You are the room's assistant. Answer briefly.",
@@ -139,7 +146,58 @@ async def chunk_cost(
     return (spent * 1e6 - request_us * n) / chunks, chunks
 
 
+def chunk_steps(repeat: int = 5000) -> list[tuple[str, float]]:
+    """CPU µs of each step the SDK takes from one SSE line to one chunk, then ours."""
+    line = json.dumps(event("t7 ").payload, separators=(",", ":"))
+    headers = {"Content-Type": "text/event-stream", "Date": "Wed, 25 Nov 2026 23:00:00 GMT"}
+    headers |= {"Server": "Python/3.11 aiohttp/3.11", "Transfer-Encoding": "chunked"}
+    continuation = _extra_utils.StreamContinuation(None)
+    continuation.start_hop()
+    loaded = json.loads(line)
+    converted = models._GenerateContentResponse_from_mldev(json.loads(line), None, None)
+    response = types.GenerateContentResponse._from_response(response=dict(converted), kwargs={})
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("json: loads, dumps, loads again", lambda: json.loads(json.dumps(json.loads(line)))),
+        (
+            "types.HttpResponse(headers, body)",
+            lambda: types.HttpResponse(headers=headers, body=line),
+        ),
+        (
+            "_GenerateContentResponse_from_mldev",
+            lambda: models._GenerateContentResponse_from_mldev(dict(loaded), None, None),
+        ),
+        (
+            "GenerateContentResponse._from_response",
+            lambda: types.GenerateContentResponse._from_response(
+                response=dict(converted), kwargs={}
+            ),
+        ),
+        ("types.HttpResponse(headers)", lambda: types.HttpResponse(headers=headers)),
+        ("continuation observe", lambda: continuation.observe(response)),
+        ("GeminiLLM _read", lambda: _read(response)),
+    ]
+    figures = []
+    for name, step in steps:
+        start = time.process_time()
+        for _ in range(repeat):
+            step()
+        figures.append((name, (time.process_time() - start) / repeat * 1e6))
+        if name.endswith("_from_mldev"):  # again with the reads GeminiLLM's client uses
+            sdk_reader = getattr(models, "getv")  # noqa: B009 - not exported
+            _use_fast_field_reads()
+            start = time.process_time()
+            for _ in range(repeat):
+                step()
+            figures.append(
+                (f"{name} (Roomcast's reads)", (time.process_time() - start) / repeat * 1e6)
+            )
+            setattr(models, "getv", sdk_reader)  # noqa: B010 - not exported
+    return figures
+
+
 async def run(args: argparse.Namespace) -> None:
+    for name, cost in chunk_steps():
+        print(f"step     {name:58} {cost:6.1f} µs")  # noqa: T201
     print("CPU of this process; the fake runs in another.")  # noqa: T201
     with Fake(tokens=1, rate=1.0) as slow:
         for layer in ("sdk", "ours"):
