@@ -1,5 +1,5 @@
-"""What an idle joined connection holds: no HTTP parser, no writer task, no per-instance dicts;
-and it still talks both ways."""
+"""What an idle joined connection holds: no HTTP parser or request queue, no writer lock or task,
+no per-instance dicts; and it still talks both ways, and closes cleanly."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ async def test_an_idle_joined_connection_holds_only_what_it_needs_and_still_talk
 
     protocol = connection.ws._req.protocol  # type: ignore[union-attr]
     assert protocol._parser is None  # the HTTP parser is let go after the upgrade
+    assert protocol._messages == ()  # and the queue of parsed requests
+    writer = connection.ws._writer
+    assert writer is not None
+    assert writer._send_lock is None  # an uncompressed server writer never locks a send
+    assert writer._background_tasks is None
     assert connection._writer is None  # frames go straight into the socket
     assert not hasattr(connection, "__dict__")
     assert not hasattr(session, "__dict__")
@@ -36,3 +41,4 @@ async def test_an_idle_joined_connection_holds_only_what_it_needs_and_still_talk
     assert await receive(ws, "pong") == {"type": "pong", "re": "p"}
     await other.close()
     await ws.close()
+    assert ws.close_code == 1000  # the server answered the close: a clean handshake
