@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from actors.actor import Actor
 from actors.close_reason import Closer, CloseReason
@@ -35,7 +35,6 @@ from actors.room_messages import (
 )
 from errors import Forbidden, Invalid, NotFound, RateLimited, RoomcastError, Unauthorized
 from storage.messages import Appended, Author, NewMessage
-from storage.rooms import RoomAccess
 from storage.types import is_id
 
 logger = logging.getLogger(__name__)
@@ -52,6 +51,14 @@ class TeamLeft:
     """The hub's word, not a client's: the user is no longer in the team (removed, or they
     left it), so the session leaves the team's rooms."""
 
+    team_id: str
+
+
+class JoinedRoom(NamedTuple):
+    """A room the session is in: its actor, and the team it belongs to (a team's members
+    lose its rooms with it, `TeamLeft`). A tuple: every idle session holds one per room."""
+
+    actor: RoomActor
     team_id: str
 
 
@@ -81,7 +88,6 @@ class SessionActor(Actor[Request | TeamLeft]):
         "family_id",
         "outbound",
         "joined",
-        "access",
         "_rooms",
         "_directory",
         "_verify",
@@ -114,8 +120,7 @@ class SessionActor(Actor[Request | TeamLeft]):
         self.token_expires_at = token_expires_at
         self.family_id = family_id  # the sign-in of the token it lives by (the last auth)
         self.outbound = outbound
-        self.joined: dict[str, RoomActor] = {}
-        self.access: dict[str, RoomAccess] = {}
+        self.joined: dict[str, JoinedRoom] = {}  # by room id
         self._rooms = rooms
         self._directory = directory
         self._verify = verify
@@ -144,9 +149,8 @@ class SessionActor(Actor[Request | TeamLeft]):
         the member as overflowed instead. `on_stop` calls this; the hub calls it again
         after a stop that skipped `on_stop` (a crash), when no task of this actor runs.
         """
-        rooms = list(self.joined.values())
+        rooms = [joined.actor for joined in self.joined.values()]
         self.joined.clear()
-        self.access.clear()
         await asyncio.gather(*[self._leave_and_wait(room) for room in rooms])
 
     async def _leave_and_wait(self, room: RoomActor) -> None:
@@ -162,7 +166,7 @@ class SessionActor(Actor[Request | TeamLeft]):
 
     async def on_receive(self, message: Request | TeamLeft) -> None:
         if isinstance(message, TeamLeft):
-            self._lose([r for r, a in self.access.items() if a.room.team_id == message.team_id])
+            self._lose([r for r, j in self.joined.items() if j.team_id == message.team_id])
             return
         try:
             await self._handle(message)
@@ -206,11 +210,12 @@ class SessionActor(Actor[Request | TeamLeft]):
             self._overflowed()
 
     def _joined(self, room_id: str) -> RoomActor:
-        room = self.joined.get(room_id)
-        if room is None:
+        joined = self.joined.get(room_id)
+        if joined is None:
             if not is_id(room_id):
                 raise NotFound("no such room")  # no room has that id, joined or not
             raise Forbidden("join the room first")
+        room = joined.actor
         if not room.is_alive:  # deleted, or passivated after a crash loop
             del self.joined[room_id]
             raise NotFound("the room is gone; join again")
@@ -221,10 +226,10 @@ class SessionActor(Actor[Request | TeamLeft]):
         after the last event it had for this session; from then on the room is as never
         joined (`forbidden`)."""
         for room_id in list(room_ids):
-            self.access.pop(room_id, None)
-            room = self.joined.pop(room_id, None)
-            if room is None:
+            joined = self.joined.pop(room_id, None)
+            if joined is None:
                 continue
+            room = joined.actor
             try:
                 room.tell(Exit(self.session_id, LeftReason.REMOVED))
             except MailboxFull as exc:
@@ -239,9 +244,10 @@ class SessionActor(Actor[Request | TeamLeft]):
     def _leave(self, room_id: str) -> None:
         """Stop the room's events for this session. Raises RateLimited when the room is
         too busy to hear it: the session stays joined, and the client retries."""
-        room = self.joined.get(room_id)
-        if room is None:
+        joined = self.joined.get(room_id)
+        if joined is None:
             return
+        room = joined.actor
         try:
             room.tell(Exit(self.session_id))
         except MailboxFull:
@@ -249,7 +255,6 @@ class SessionActor(Actor[Request | TeamLeft]):
         except ActorError as exc:  # the room has stopped: nothing more comes from it
             self._tells.failed(room, "Exit", exc, sender=self.name)
         del self.joined[room_id]
-        self.access.pop(room_id, None)
 
     def _exit(self, room: RoomActor) -> None:
         # Refused: the room is gone, or overloaded; then it keeps this member until an
@@ -266,7 +271,7 @@ class SessionActor(Actor[Request | TeamLeft]):
         if access is None:
             raise NotFound("no such room")
         if request.room in self.joined:
-            self._exit(self.joined.pop(request.room))
+            self._exit(self.joined.pop(request.room).actor)
         room = self._rooms(request.room)
         member = Member(self.session_id, self.user, self.outbound, self._overflowed)
         try:
@@ -281,8 +286,7 @@ class SessionActor(Actor[Request | TeamLeft]):
                 if room.is_alive:  # too busy to hear it: end the connection instead
                     self.close(CloseReason.ROOM_ACCESS_CHANGED)
             raise
-        self.joined[request.room] = room
-        self.access[request.room] = access
+        self.joined[request.room] = JoinedRoom(room, access.room.team_id)
         if self._on_joined is not None:
             self._on_joined(time.perf_counter() - started)
 
@@ -326,7 +330,6 @@ class SessionActor(Actor[Request | TeamLeft]):
         if access is None:
             self._lose([request.room])
             raise Forbidden("join the room first")
-        self.access[request.room] = access
         may_cancel_any = access.role in ("owner", "admin")
         await room.ask(
             lambda reply: CancelGeneration(request.gen, self.user.id, may_cancel_any, reply),
@@ -353,11 +356,8 @@ class SessionActor(Actor[Request | TeamLeft]):
         to one token's life, since a connection lives by re-auths."""
         lost = []
         for room_id in list(self.joined):
-            access = await self._directory.access_now(self.user.id, room_id)
-            if access is None:
+            if await self._directory.access_now(self.user.id, room_id) is None:
                 lost.append(room_id)
-            else:
-                self.access[room_id] = access
         self._lose(lost)
 
     def ready(self, re: Any, user: UserRef | None = None) -> None:

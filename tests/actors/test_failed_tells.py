@@ -15,7 +15,7 @@ from actors.outbound import OutboundQueue
 from actors.ports import UserRef, Verified
 from actors.room import RoomActor
 from actors.room_messages import Enter, FillGap, Member
-from actors.session import SessionActor
+from actors.session import JoinedRoom, SessionActor
 from storage.bus import MemoryBus
 from storage.cache import Cache
 from storage.db import Database
@@ -130,7 +130,7 @@ async def test_an_exit_a_stopped_room_cannot_take_is_logged_and_counted(database
         closed.append,
         OutboundQueue(),
     )
-    session.joined[lobby.id] = room
+    session.joined[lobby.id] = JoinedRoom(room, lobby.team_id)
     with caplog.at_level(logging.WARNING, logger="actors.failed_tells"):
         await hub.close_session(session)  # the session's on_stop tells its rooms Exit
     await hub.close()
