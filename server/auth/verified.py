@@ -19,6 +19,7 @@ The `ttl` is the backstop for a revocation the stream lost otherwise.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -112,14 +113,14 @@ class VerifiedCache:
 
     def signed(self, token: str) -> AccessClaims | None:
         """The claims of a token whose signature was verified here, until it expires."""
-        return self._signed.get(token)
+        return self._signed.get(_token_key(token))
 
     def remember_signed(self, token: str, claims: AccessClaims) -> None:
         """Keep a verified token's claims (only the same string, byte for byte, finds them:
         a signature says nothing of another payload) no later than its expiry."""
         ttl = min(self._ttl, claims.expires_at - time.time())
         if ttl > 0:
-            self._signed.put(token, claims, ttl)
+            self._signed.put(_token_key(token), claims, ttl)
 
     def user(self, user_id: str) -> UserRecord | None:
         return self._users.get(user_id)
@@ -161,3 +162,10 @@ class VerifiedCache:
     def sizes(self) -> tuple[int, int]:
         """Entries held: (users, sign-ins)."""
         return len(self._users), len(self._families)
+
+
+def _token_key(token: str) -> str:
+    """What a verified token is kept under: its 128-bit BLAKE2b digest, 32 characters
+    instead of the whole token's few hundred (one token per session, kept for its life).
+    Another string finding these claims would take a second preimage of the digest."""
+    return hashlib.blake2b(token.encode(), digest_size=16).hexdigest()

@@ -76,6 +76,7 @@ def test_verified_claims_are_kept_for_that_exact_token_and_never_past_its_expiry
     cache.remember_signed("header.payload.signature", claims)
     assert cache.signed("header.payload.signature") == claims
     assert cache.signed("header.other-payload.signature") is None
+    assert "header.payload.signature" not in cache._signed._data  # kept under its digest
     clock.now = 6
     assert cache.signed("header.payload.signature") is None
 
