@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import aiojobs
 from aiohttp import web
 
-from server import api_reference, openapi, realtime
+from server import api_reference, openapi, realtime, ws
 from server.config import Settings
 from server.forwarded import forwarded_middleware
 from server.http import auth, billing, health, pages, rooms, teams
@@ -100,7 +100,9 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[
             # first: a websocket upgrade gets the four below done in one frame, not four
             # suspended for the socket's life; keep it in step with them
-            upgrade_middleware(settings.trusted_proxies, settings.proxy_headers),
+            upgrade_middleware(
+                settings.trusted_proxies, settings.proxy_headers, self_served=ws.websocket
+            ),
             request_id_middleware,  # before forwarded: the access line reads the id off its request
             forwarded_middleware(settings.trusted_proxies, settings.proxy_headers),
             metrics_middleware,
@@ -108,7 +110,7 @@ def create_app(settings: Settings) -> web.Application:
         ],
         client_max_size=settings.max_body_bytes,
     )
-    app.on_response_prepare.append(count_upgrade)  # the upgrade_middleware's 101s
+    app.on_response_prepare.append(count_upgrade)  # the upgrade_middleware's answers
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_storage)

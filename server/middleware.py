@@ -137,19 +137,26 @@ def error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
     return error_response(error)
 
 
-def upgrade_middleware(trusted: Sequence[IPNetwork], mode: ProxyHeaders) -> Middleware:
-    """Serve a websocket upgrade with the whole chain's work done in one frame.
+def upgrade_middleware(
+    trusted: Sequence[IPNetwork], mode: ProxyHeaders, *, self_served: Handler | None = None
+) -> Middleware:
+    """Serve a websocket upgrade with the whole chain's work done in one frame, or none.
 
     A websocket's handler runs for the connection's life, and each middleware around it stays
     suspended that long, thousands of times over with idle clients. So, first in the chain,
     this does for an upgrade what the middlewares after it would (request id, the trusted
-    proxy's client, metrics, the error shape) and calls the route's handler itself. Any
-    other request goes down the chain, through a plain function: no frame of its own.
+    proxy's client, metrics, the error shape) and calls the route's handler itself. The
+    `self_served` handler (the websocket endpoint) answers its own errors with
+    `error_answer`, and `count_upgrade` counts and names its answer: it is called straight
+    from this plain function, with no frame of ours around it. Any other request goes down
+    the chain, through the same plain function.
     """
 
     def middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
         if request.headers.get(hdrs.UPGRADE, "").lower() != "websocket":
             return handler(request)
+        if self_served is not None and request.match_info.handler is self_served:
+            return self_served(_begin_upgrade(request, trusted, mode))
         return _serve_upgrade(request, trusted, mode)
 
     middleware.__middleware_version__ = 1  # type: ignore[attr-defined]  # what @web.middleware sets
@@ -159,6 +166,18 @@ def upgrade_middleware(trusted: Sequence[IPNetwork], mode: ProxyHeaders) -> Midd
 #: When an upgrade's request came in, until it is counted: when answered 101, or when its
 #: handler ends without an upgrade.
 _UPGRADE_STARTED = web.RequestKey("upgrade_started", float)
+
+
+def _begin_upgrade(
+    request: web.Request, trusted: Sequence[IPNetwork], mode: ProxyHeaders
+) -> web.Request:
+    """request_id_middleware's and forwarded_middleware's work for a self-served upgrade: the
+    request to hand its handler. The log's request id is not reset after: aiohttp runs each
+    request in a task of its own, whose context ends with it."""
+    request_id = request[REQUEST_ID] = request_id_of(request)
+    LOG_REQUEST_ID.set(request_id)
+    request[_UPGRADE_STARTED] = time.perf_counter()
+    return client_request(request, trusted, mode)
 
 
 async def _serve_upgrade(
@@ -189,6 +208,11 @@ async def _serve_upgrade(
 
 async def count_upgrade(request: web.Request, response: web.StreamResponse) -> None:
     """`on_response_prepare`: a websocket is counted when its upgrade is answered (101, with
-    the time to answer it), not when its socket closes hours later."""
-    if response.status == 101 and _UPGRADE_STARTED in request:
-        count_request(request, 101, request.pop(_UPGRADE_STARTED))
+    the time to answer it), not when its socket closes hours later; a self-served upgrade's
+    refusal is counted, and gets its request id, as it is sent."""
+    started = request.pop(_UPGRADE_STARTED, None)
+    if started is None:
+        return
+    count_request(request, response.status, started)
+    if response.status != 101 and "X-Request-ID" not in response.headers:
+        response.headers["X-Request-ID"] = request[REQUEST_ID]

@@ -35,6 +35,7 @@ from server.admission import Admission, AdmissionLimits, RefusalCause
 from server.auth.guard import bearer_token
 from server.http.json import error_response
 from server.metrics import Metrics
+from server.middleware import error_answer
 from server.state import HUB, METRICS, SETTINGS, TOKENS
 from server.ws_close import CloseCode
 from server.ws_wire import (
@@ -502,7 +503,31 @@ async def _header_auth(request: web.Request) -> Verified | None:
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
-    """`GET /ws`: admit, check origin and header token, upgrade, authenticate, then serve."""
+    """`GET /ws`: admit, check origin and header token, upgrade, authenticate, then serve.
+
+    An upgrade is handed here with no middleware frame around it (`upgrade_middleware`), so
+    its errors get the protocol's shape here, as error_middleware would give them. The
+    handshake is a coroutine of its own, over once the socket is served: this frame is the
+    only one of ours that an idle connection keeps suspended.
+    """
+    try:
+        opened = await _handshake(request)
+        if isinstance(opened, web.StreamResponse):
+            return opened
+        ws, connection, session = opened
+        del opened  # the handshake's leftovers need not live as long as the socket
+        await connection.serve(session)
+        return ws
+    except Exception as exc:  # error_middleware's place, for an upgrade
+        return error_answer(request, exc)
+
+
+async def _handshake(
+    request: web.Request,
+) -> web.StreamResponse | tuple[web.WebSocketResponse, Connection, SessionActor]:
+    """Admit, check origin and header token, upgrade and authenticate: the socket, its
+    connection and session; or the answer that refused it (a socket closed already, for a
+    failed first-frame auth)."""
     started = time.perf_counter()
     refused = _refused(request)
     if refused is not None:
@@ -531,10 +556,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         connection, session = _open(app, ws, authed)
         metrics.ws_auth_latency.observe(time.perf_counter() - started)
         metrics.ws_connects.inc()
-    # The handshake's leftovers need not live as long as the socket.
-    del origin, header_auth, authed
-    await connection.serve(session)
-    return ws
+    return ws, connection, session
 
 
 def _open(
