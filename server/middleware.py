@@ -171,8 +171,8 @@ _UPGRADE_STARTED = web.RequestKey("upgrade_started", float)
 def _begin_upgrade(
     request: web.Request, trusted: Sequence[IPNetwork], mode: ProxyHeaders
 ) -> web.Request:
-    """request_id_middleware's and forwarded_middleware's work for a self-served upgrade: the
-    request to hand its handler. The log's request id is not reset after: aiohttp runs each
+    """request_id_middleware's and forwarded_middleware's work for an upgrade: the request
+    to hand its handler. The log's request id is not reset after: aiohttp runs each
     request in a task of its own, whose context ends with it."""
     request_id = request[REQUEST_ID] = request_id_of(request)
     LOG_REQUEST_ID.set(request_id)
@@ -184,26 +184,13 @@ async def _serve_upgrade(
     request: web.Request, trusted: Sequence[IPNetwork], mode: ProxyHeaders
 ) -> web.StreamResponse:
     """request_id_middleware, forwarded_middleware, metrics_middleware and error_middleware,
-    in that order, around the route's handler; an upgrade is counted by `count_upgrade`."""
-    request_id = request[REQUEST_ID] = request_id_of(request)
-    token = LOG_REQUEST_ID.set(request_id)
-    request[_UPGRADE_STARTED] = time.perf_counter()
-    status = 500
+    in that order, around the route's handler; its answer is counted, and gets its request
+    id, by `count_upgrade` as it is sent."""
+    request = _begin_upgrade(request, trusted, mode)
     try:
-        request = client_request(request, trusted, mode)
-        try:
-            response = await request.match_info.handler(request)
-        except Exception as exc:  # error_middleware's place, for an upgrade
-            response = error_answer(request, exc)
-        status = response.status
-    finally:
-        started = request.pop(_UPGRADE_STARTED, None)
-        if started is not None:  # not upgraded
-            count_request(request, status, started)
-        LOG_REQUEST_ID.reset(token)
-    if not response.prepared:
-        response.headers["X-Request-ID"] = request_id
-    return response
+        return await request.match_info.handler(request)
+    except Exception as exc:  # error_middleware's place, for an upgrade
+        return error_answer(request, exc)
 
 
 async def count_upgrade(request: web.Request, response: web.StreamResponse) -> None:
