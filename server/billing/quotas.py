@@ -101,7 +101,7 @@ class Quotas:
         self._unsaved: Counter[tuple[str, date]] = Counter()
         self._saver: asyncio.Task[None] | None = None
         self._wanted: dict[str, None] = {}  # users to look up in the background, in order
-        self._looking_up: dict[str, asyncio.Future[None]] = {}  # wanted or read: -> the end
+        self._looking_up: set[str] = set()  # wanted, or being read
         self._lookups_done: asyncio.Future[None] | None = None  # when `_wanted` is empty
         self._lookups: asyncio.Task[None] | None = None
 
@@ -120,9 +120,8 @@ class Quotas:
         Raises:
             Unavailable: the counter or the database cannot be reached.
         """
-        lookup = self._looking_up.get(user_id)
-        if lookup is not None:  # already on its way: no second read
-            await asyncio.shield(lookup)
+        if user_id in self._looking_up and self._lookups_done is not None:
+            await asyncio.shield(self._lookups_done)  # already on its way: no second read
         plan, fresh = await self._plan_for_prompt(user_id)
         day = self._clock().astimezone(UTC).date()
         calls, refusals, ttl = self._keys(user_id)
@@ -178,7 +177,7 @@ class Quotas:
             return
         if self._lookups_done is None:
             self._lookups_done = asyncio.get_running_loop().create_future()
-        self._looking_up[user_id] = self._lookups_done
+        self._looking_up.add(user_id)
         self._wanted[user_id] = None
         if self._lookups is None:
             self._lookups = asyncio.create_task(self._look_up_wanted(), name="quotas: lookups")
@@ -201,8 +200,7 @@ class Quotas:
                     await self._look_up(users)
                 except Exception as exc:  # noqa: BLE001 - only a head start: a prompt reads itself
                     logger.warning("quotas: looking up %d users failed: %r", len(users), exc)
-                for user_id in users:
-                    self._looking_up.pop(user_id, None)
+                self._looking_up.difference_update(users)
         finally:
             # Cancelled (closing) or done: whoever waits goes on, reading for itself.
             self._lookups, done, self._lookups_done = None, self._lookups_done, None

@@ -41,15 +41,20 @@ async def test_granted_prompts_are_written_to_usage_counters(database: Database)
     assert await recorded(database, user_id) == 3  # the refusal is not counted
 
 
+@pytest.mark.parametrize("expected", [False, True], ids=["at the prompt", "looked up ahead"])
 async def test_a_restart_with_an_empty_store_does_not_grant_the_allowance_twice(
-    database: Database,
+    database: Database, expected: bool
 ) -> None:
+    """The count starts from `usage_counters`, whether the prompt reads it or the lookup
+    of a user expected to prompt (`expect`) did."""
     user_id = await a_user(database)
     before = Quotas(MemoryKeyValue(), database, LIMITS)
     assert [await before.try_consume(user_id) for _ in range(2)] == [True, True]
     await before.close()  # the instance stops; its in-memory counters are gone
 
     after = Quotas(MemoryKeyValue(), database, LIMITS)
+    if expected:
+        after.expect(user_id)
     assert [await after.try_consume(user_id) for _ in range(2)] == [True, False]
     assert await after.used_today(user_id) == 3
     await after.close()
@@ -140,21 +145,6 @@ async def test_users_expected_to_prompt_are_looked_up_together_and_their_prompts
     assert Statements.reads(counting) == []
     await quotas.close()
     assert [await recorded(database, user_id) for user_id in users] == [2, 1, 1]
-
-
-async def test_a_lookup_after_a_restart_starts_the_count_from_usage_counters(
-    database: Database,
-) -> None:
-    user_id = await a_user(database)
-    before = Quotas(MemoryKeyValue(), database, LIMITS)
-    assert [await before.try_consume(user_id) for _ in range(2)] == [True, True]
-    await before.close()
-
-    after = Quotas(MemoryKeyValue(), database, LIMITS)
-    after.expect(user_id)
-    assert [await after.try_consume(user_id) for _ in range(2)] == [True, False]
-    await after.close()
-    assert await recorded(database, user_id) == 3
 
 
 async def test_a_forgotten_plan_is_read_again_for_the_next_prompt(database: Database) -> None:
